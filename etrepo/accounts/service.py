@@ -1,0 +1,307 @@
+"""The request service: what the form and the API do, in one place.
+
+Every method is one database transaction (or two, where a refused try must still be counted),
+so a process killed at any point leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from etrepo.accounts.codes import code_matches, generate_code, hash_code
+from etrepo.accounts.errors import CodeDead, Conflict, NotFound, RateLimited, WrongCode
+from etrepo.accounts.lifecycle import DESCRIPTIONS, Status
+from etrepo.accounts.validation import Application, normalize_email, validate_application
+from etrepo.clock import Clock
+from etrepo.config import Settings
+from etrepo.db import Database
+from etrepo.mail import outbox, templates
+from etrepo.models import AccountRequest, RateEvent, RequestEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """What the outside may see of a request: no code, no hash, no lease."""
+
+    id: str
+    status: str
+    description: str
+    first_name: str
+    last_name: str
+    institution: str
+    username: str | None
+    failure_reason: str | None
+    created_at: dt.datetime
+    code_expires_at: dt.datetime | None
+    resend_available_at: dt.datetime | None
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+def add_event(session: Session, request_id: str, now: dt.datetime, kind: str,
+              detail: str = "") -> None:
+    session.add(RequestEvent(request_id=request_id, at=now, kind=kind, detail=detail))
+
+
+class RequestService:
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+
+    # --- reading -----------------------------------------------------------------------
+    def get(self, request_id: str) -> RequestView:
+        with self.db.session() as session:
+            return self._view(self._load(session, request_id))
+
+    # --- submitting --------------------------------------------------------------------
+    def submit(self, data: dict[str, object], client_addr: str = "") -> RequestView:
+        """Store a new request and queue its confirmation mail. Validates everything first.
+
+        Submitting the same application again while its code is valid (a double click, a
+        second tab) returns the same request and sends no second mail. A different application
+        for an address that is not confirmed yet replaces the old one: nothing is reserved
+        before the address is confirmed.
+        """
+        application = validate_application(data)
+        email_key = normalize_email(application.email)
+        for _attempt in range(3):
+            try:
+                with self.db.session() as session:
+                    return self._submit(session, application, email_key, client_addr)
+            except IntegrityError:
+                # Another process inserted a request for the same address between our read and
+                # our insert; the unique constraint refused ours. Read theirs and decide again.
+                continue
+        raise Conflict("Too many simultaneous requests for this address; please try again.")
+
+    def _submit(self, session: Session, app: Application, email_key: str,
+                client_addr: str) -> RequestView:
+        now = self.clock.now()
+        existing = session.scalar(
+            select(AccountRequest).where(AccountRequest.email_claim == email_key)
+        )
+        if existing is not None:
+            if existing.status != Status.AWAITING_CONFIRMATION:
+                raise Conflict(
+                    "An account or a confirmed request already exists for this email address. "
+                    f"If you need help, write to {self.settings.HELPDESK_EMAIL}."
+                )
+            same = (existing.first_name, existing.last_name, existing.institution,
+                    existing.github, existing.email) == (
+                        app.first_name, app.last_name, app.institution, app.github, app.email)
+            code_alive = (existing.code_expires_at is not None and existing.code_expires_at > now
+                          and existing.code_tries < self.settings.CODE_MAX_TRIES)
+            if same and code_alive:
+                return self._view(existing)
+            existing.status = Status.EXPIRED
+            existing.email_claim = None
+            existing.code_hash = None
+            existing.updated_at = now
+            add_event(session, existing.id, now, "superseded", "a new request was submitted")
+            session.flush()
+
+        self._count(session, f"mail-ip:{client_addr}", self.settings.RATE_LIMIT_SUBMITS, now,
+                    "Too many requests from your network. Please try again later.")
+        request = AccountRequest(
+            id=secrets.token_urlsafe(16),
+            status=Status.AWAITING_CONFIRMATION,
+            first_name=app.first_name,
+            last_name=app.last_name,
+            institution=app.institution,
+            email=app.email,
+            email_normalized=email_key,
+            email_claim=email_key,
+            github=app.github,
+            client_addr=client_addr[:64],
+            code_tries=0,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(request)
+        session.flush()  # the unique constraint on email_claim speaks here
+        add_event(session, request.id, now, "submitted", f"from {client_addr or 'unknown'}")
+        self._new_code(session, request, now)
+        log.info("request %s submitted", request.id)
+        return self._view(request)
+
+    # --- confirming -------------------------------------------------------------------
+    def confirm(self, request_id: str, code: str, client_addr: str = "") -> RequestView:
+        """Check the code. Every try is counted before the comparison, atomically, so that
+        parallel tries cannot exceed the limit."""
+        if not isinstance(code, str) or not code.strip() or len(code) > 64:
+            raise WrongCode("Please enter the code from the mail.", self.settings.CODE_MAX_TRIES)
+        outcome: Exception | None = None
+        with self.db.session() as session:
+            request = self._load(session, request_id)
+            now = self.clock.now()
+            if request.status == Status.EXPIRED:
+                raise CodeDead("This request has expired. Please submit the form again.")
+            if request.status != Status.AWAITING_CONFIRMATION:
+                return self._view(request)  # confirming twice is harmless
+            limit = self.settings.RATE_LIMIT_CONFIRMS
+            message = "Too many tries. Please wait before trying again."
+            self._count(session, f"confirm-ip:{client_addr}", limit, now, message)
+            self._count(session, f"confirm-email:{request.email_normalized}", limit, now, message)
+
+            max_tries = self.settings.CODE_MAX_TRIES
+            if request.code_hash is None or (request.code_expires_at or now) <= now:
+                outcome = CodeDead("This code has expired. Ask for a new code.")
+            else:
+                took = session.execute(
+                    update(AccountRequest)
+                    .where(AccountRequest.id == request.id,
+                           AccountRequest.code_tries < max_tries)
+                    .values(code_tries=AccountRequest.code_tries + 1)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                session.refresh(request)
+                if took != 1:
+                    outcome = CodeDead(
+                        "This code can no longer be used after too many wrong tries. "
+                        "Ask for a new code."
+                    )
+                elif code_matches(code, request.id, request.code_hash or ""):
+                    request.status = Status.CONFIRMED
+                    request.confirmed_at = now
+                    request.updated_at = now
+                    request.code_hash = None
+                    request.next_attempt_at = now
+                    add_event(session, request.id, now, "confirmed")
+                    log.info("request %s confirmed", request.id)
+                    return self._view(request)
+                else:
+                    left = max_tries - request.code_tries
+                    add_event(session, request.id, now, "wrong-code", f"{left} tries left")
+                    if left <= 0:
+                        outcome = CodeDead(
+                            "The code is not correct, and that was the last try for this code. "
+                            "Ask for a new code."
+                        )
+                    else:
+                        outcome = WrongCode(
+                            f"The code is not correct. {left} "
+                            f"{'try' if left == 1 else 'tries'} left.", left
+                        )
+        # The session is committed: the try is counted even though we refuse.
+        raise outcome
+
+    def resend(self, request_id: str, client_addr: str = "") -> RequestView:
+        """A new code (the old one dies), at most once per cooldown."""
+        with self.db.session() as session:
+            request = self._load(session, request_id)
+            now = self.clock.now()
+            if request.status == Status.EXPIRED:
+                raise CodeDead("This request has expired. Please submit the form again.")
+            if request.status != Status.AWAITING_CONFIRMATION:
+                raise Conflict("This email address is already confirmed.")
+            cooldown = dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
+            if request.code_sent_at is not None and now < request.code_sent_at + cooldown:
+                wait = int((request.code_sent_at + cooldown - now).total_seconds()) + 1
+                raise RateLimited(f"Please wait {wait} seconds before asking for a new code.",
+                                  wait)
+            self._count(session, f"mail-ip:{client_addr}", self.settings.RATE_LIMIT_SUBMITS,
+                        now, "Too many requests from your network. Please try again later.")
+            # Conditional on the code we read: two simultaneous resends send one mail.
+            taken = session.execute(
+                update(AccountRequest)
+                .where(AccountRequest.id == request.id,
+                       AccountRequest.code_sent_at == request.code_sent_at)
+                .values(code_sent_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken != 1:
+                raise RateLimited("A new code was just sent.", self.settings.RESEND_COOLDOWN)
+            session.refresh(request)
+            self._new_code(session, request, now)
+            add_event(session, request.id, now, "code-resent")
+            return self._view(request)
+
+    # --- housekeeping -----------------------------------------------------------------
+    def expire_stale(self) -> int:
+        """Expire requests never confirmed within REQUEST_TTL; drop old rate counters."""
+        now = self.clock.now()
+        cutoff = now - dt.timedelta(seconds=self.settings.REQUEST_TTL)
+        with self.db.session() as session:
+            stale = session.scalars(
+                select(AccountRequest).where(
+                    AccountRequest.status == Status.AWAITING_CONFIRMATION,
+                    AccountRequest.created_at < cutoff,
+                )
+            ).all()
+            for request in stale:
+                request.status = Status.EXPIRED
+                request.email_claim = None
+                request.code_hash = None
+                request.updated_at = now
+                add_event(session, request.id, now, "expired", "never confirmed")
+            window = dt.timedelta(seconds=self.settings.RATE_LIMIT_WINDOW)
+            session.execute(delete(RateEvent).where(RateEvent.at < now - window))
+            return len(stale)
+
+    # --- internals --------------------------------------------------------------------
+    def _new_code(self, session: Session, request: AccountRequest, now: dt.datetime) -> None:
+        code = generate_code(self.settings.CODE_LENGTH)
+        request.code_hash = hash_code(code, request.id)
+        request.code_expires_at = now + dt.timedelta(seconds=self.settings.CODE_TTL)
+        request.code_tries = 0
+        request.code_sent_at = now
+        request.updated_at = now
+        subject, body = templates.confirmation_mail(self.settings, request.display_name, code)
+        outbox.enqueue(session, now, kind="confirmation", to_addr=request.email,
+                       to_name=request.display_name, subject=subject, body=body,
+                       request_id=request.id, sensitive=True)
+
+    def _count(self, session: Session, key: str, limit: int, now: dt.datetime,
+               message: str) -> None:
+        """Count one action under ``key``; refuse it if the window already holds ``limit``."""
+        window = dt.timedelta(seconds=self.settings.RATE_LIMIT_WINDOW)
+        count, oldest = session.execute(
+            select(func.count(), func.min(RateEvent.at))
+            .where(RateEvent.key == key, RateEvent.at > now - window)
+        ).one()
+        if count >= limit:
+            retry = int(((oldest or now) + window - now).total_seconds()) + 1
+            raise RateLimited(message, retry)
+        session.add(RateEvent(key=key[:300], at=now))
+
+    @staticmethod
+    def _load(session: Session, request_id: str) -> AccountRequest:
+        request = None
+        if isinstance(request_id, str) and 0 < len(request_id) <= 32:
+            request = session.get(AccountRequest, request_id)
+        if request is None:
+            raise NotFound("No such request.")
+        return request
+
+    def _view(self, request: AccountRequest) -> RequestView:
+        status = Status(request.status)
+        resend_at = None
+        if status == Status.AWAITING_CONFIRMATION and request.code_sent_at is not None:
+            resend_at = request.code_sent_at + dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
+        return RequestView(
+            id=request.id,
+            status=status.value,
+            description=DESCRIPTIONS[status],
+            first_name=request.first_name,
+            last_name=request.last_name,
+            institution=request.institution,
+            username=request.username if status == Status.ACTIVE else None,
+            failure_reason=request.failure_reason if status == Status.FAILED else None,
+            created_at=request.created_at,
+            code_expires_at=request.code_expires_at if status == Status.AWAITING_CONFIRMATION
+            else None,
+            resend_available_at=resend_at,
+        )

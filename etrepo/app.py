@@ -1,0 +1,87 @@
+"""The Flask application factory: pages, the API and the Dash form on one server."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from etrepo.clock import Clock
+from etrepo.config import Settings, SettingsError
+from etrepo.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               services: Services | None = None) -> Flask:
+    """Build the web application. Opens no connection and writes no file."""
+    if not settings.SECRET_KEY and not settings.DEMO:
+        raise SettingsError("SECRET_KEY: required outside the demo (set ETREPO_SECRET_KEY)")
+    app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
+    app.config.update(
+        SECRET_KEY=settings.SECRET_KEY or secrets.token_hex(32),
+        MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=settings.MAX_REQUEST_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.BASE_URL.startswith("https://"),
+    )
+    if settings.TRUSTED_PROXIES:
+        n = settings.TRUSTED_PROXIES
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["etrepo"] = services or Services.build(settings, clock)
+    app.jinja_env.globals.update(settings=settings)
+
+    from etrepo.web import api, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+    from etrepo.dashapps import request_form
+
+    request_form.init_app(app, settings)
+
+    _register_error_pages(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    from etrepo.web.api import error_response
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.path.startswith("/request/_dash")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[str, int] | Response:
+        code = exc.code or 500
+        message = {
+            404: "There is no such page.",
+            405: "This method is not allowed here.",
+            413: f"The request is too large (at most {app.config['MAX_CONTENT_LENGTH']} bytes).",
+        }.get(code, exc.description or exc.name)
+        if wants_json():
+            return error_response(code, exc.name.lower().replace(" ", "_"), message)
+        return render_template("error.html", code=code, title=exc.name, message=message), code
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> tuple[str, int] | Response:
+        # Logged with its traceback for the maintainers; the page says nothing of the inside.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        message = "Something went wrong on our side. The maintainers can see what in the log."
+        if wants_json():
+            return error_response(500, "internal_error", message)
+        return render_template("error.html", code=500, title="Server error", message=message), 500

@@ -1,0 +1,110 @@
+"""The outbox: every mail is a row first; the worker delivers it, retrying with backoff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from etrepo import leases
+from etrepo.clock import Clock
+from etrepo.db import Database
+from etrepo.mail.interfaces import MailError, MailTransport, OutgoingMail
+from etrepo.models import OutboxMail
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120
+FIRST_RETRY_SECONDS = 10
+WIPED = "(removed after delivery)"
+
+
+def enqueue(session: Session, now: dt.datetime, *, kind: str, to_addr: str, to_name: str,
+            subject: str, body: str, request_id: str | None = None,
+            sensitive: bool = False) -> OutboxMail:
+    """Add a mail to the outbox in the caller's transaction: it exists iff the caller commits."""
+    mail = OutboxMail(kind=kind, request_id=request_id, to_addr=to_addr, to_name=to_name,
+                      subject=subject, body=body, sensitive=sensitive, status="pending",
+                      attempts=0, next_attempt_at=now, created_at=now)
+    session.add(mail)
+    return mail
+
+
+def backoff_seconds(attempts: int, cap: int) -> int:
+    return min(cap, FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1))
+
+
+class OutboxDelivery:
+    def __init__(self, db: Database, transport: MailTransport, clock: Clock,
+                 max_backoff: int = 1800, owner: str | None = None) -> None:
+        self.db = db
+        self.transport = transport
+        self.clock = clock
+        self.max_backoff = max_backoff
+        self.owner = owner or leases.new_owner()
+
+    def deliver_due(self, limit: int = 50) -> int:
+        """Try every due mail once; returns how many were handled (sent or given up)."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            ids = session.scalars(
+                select(OutboxMail.id)
+                .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now,
+                       or_(OutboxMail.lease_until.is_(None), OutboxMail.lease_until < now))
+                .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+                .limit(limit)
+            ).all()
+        handled = 0
+        for mail_id in ids:
+            if self._deliver_one(mail_id):
+                handled += 1
+        return handled
+
+    def _deliver_one(self, mail_id: int) -> bool:
+        with self.db.session() as session:
+            if not leases.claim(session, OutboxMail, mail_id, self.owner, self.clock.now(),
+                                LEASE_SECONDS, OutboxMail.status == "pending"):
+                return False
+            mail = session.get(OutboxMail, mail_id)
+            assert mail is not None
+            outgoing = OutgoingMail(to_addr=mail.to_addr, to_name=mail.to_name,
+                                    subject=mail.subject, body=mail.body)
+        error: MailError | None = None
+        try:
+            self.transport.send(outgoing)
+        except MailError as exc:
+            error = exc
+        with self.db.session() as session:
+            mail = session.get(OutboxMail, mail_id)
+            assert mail is not None
+            now = self.clock.now()
+            mail.attempts += 1
+            mail.lease_owner = None
+            mail.lease_until = None
+            if error is None:
+                mail.status = "sent"
+                mail.sent_at = now
+                mail.last_error = None
+                if mail.sensitive:
+                    mail.body = WIPED
+                log.info("mail %s (%s) delivered to %s", mail.id, mail.kind, mail.to_addr)
+                return True
+            mail.last_error = str(error)[:1000]
+            if error.permanent:
+                mail.status = "failed"
+                log.error("mail %s (%s) to %s refused for good: %s", mail.id, mail.kind,
+                          mail.to_addr, error)
+                return True
+            wait = backoff_seconds(mail.attempts, self.max_backoff)
+            mail.next_attempt_at = now + dt.timedelta(seconds=wait)
+            log.warning("mail %s (%s) to %s not delivered (attempt %d), next try in %ds: %s",
+                        mail.id, mail.kind, mail.to_addr, mail.attempts, wait, error)
+            return False
+
+
+def backlog(session: Session) -> dict[str, int]:
+    """Mails by status, for the maintainers' view."""
+    rows = session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status))
+    return {status: count for status, count in rows}

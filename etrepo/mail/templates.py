@@ -1,0 +1,53 @@
+"""The portal's mails, in plain text. Each returns (subject, body)."""
+
+from __future__ import annotations
+
+from etrepo.config import Settings
+
+
+def _footer(settings: Settings) -> str:
+    return (
+        "\n--\n"
+        "This mail was sent automatically; replies to it are not read.\n"
+        f"For help, write to {settings.HELPDESK_EMAIL}.\n"
+    )
+
+
+def confirmation_mail(settings: Settings, name: str, code: str) -> tuple[str, str]:
+    minutes = max(1, settings.CODE_TTL // 60)
+    subject = f"[{settings.SITE_NAME}] Email confirmation request"
+    body = (
+        f"Dear {name},\n"
+        "\n"
+        f"someone, hopefully you, asked for an account on the {settings.SITE_NAME} server with\n"
+        "this email address. To confirm the address, enter this code in the form:\n"
+        "\n"
+        f"    {code}\n"
+        "\n"
+        f"The code is valid for {minutes} minutes.\n"
+        "\n"
+        "If you did not ask for an account, please report this mail to the help desk\n"
+        "below; nothing will be created unless the code is entered.\n"
+    )
+    return subject, body + _footer(settings)
+
+
+def credentials_mail(settings: Settings, name: str, username: str, password: str) -> tuple[str, str]:
+    subject = f"[{settings.SITE_NAME}] Your login credentials"
+    body = (
+        f"Dear {name},\n"
+        "\n"
+        f"your account on the {settings.SITE_NAME} server is ready.\n"
+        "\n"
+        f"Username: {username}\n"
+        f"Password: {password}\n"
+        "\n"
+        "Log in with:\n"
+        "\n"
+        f"    ssh {username}@{settings.HOSTNAME}\n"
+        "\n"
+        "You must change this password at your first login: the server asks for the\n"
+        "password above once more, then for a new one, twice. Then log in again.\n"
+        "Please delete this mail afterwards.\n"
+    )
+    return subject, body + _footer(settings)

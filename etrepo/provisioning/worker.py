@@ -1,0 +1,231 @@
+"""The worker: delivers the outbox and turns confirmed requests into accounts.
+
+It is the only process that needs root. It shares nothing with the web process but the
+database, and it trusts nothing it reads there: names are validated again before any command.
+Each job is done in steps that are each safe to repeat, so a worker killed at any moment and
+started again finishes the job without a duplicate user and without an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import or_, select
+
+from etrepo import leases
+from etrepo.accounts.lifecycle import Status
+from etrepo.accounts.service import RequestService, add_event
+from etrepo.accounts.usernames import USERNAME_RE, choose_username, gecos
+from etrepo.accounts.validation import ValidationError, validate_application
+from etrepo.clock import Clock
+from etrepo.config import Settings
+from etrepo.db import Database
+from etrepo.mail import outbox, templates
+from etrepo.mail.interfaces import MailTransport
+from etrepo.models import AccountRequest
+from etrepo.provisioning.interfaces import AccountSpec, Provisioner, ProvisioningError
+from etrepo.provisioning.linux import generate_password
+
+log = logging.getLogger(__name__)
+
+JOB_LEASE_SECONDS = 300
+RETRY_SECONDS = 30
+HOUSEKEEPING_SECONDS = 60
+
+
+class Worker:
+    def __init__(self, db: Database, settings: Settings, provisioner: Provisioner,
+                 transport: MailTransport, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.provisioner = provisioner
+        self.clock = clock
+        self.owner = leases.new_owner()
+        self.delivery = outbox.OutboxDelivery(db, transport, clock, settings.MAIL_MAX_BACKOFF,
+                                              self.owner)
+        self.requests = RequestService(db, settings, clock)
+
+    # --- jobs ---------------------------------------------------------------------------
+    def process_jobs_once(self, limit: int = 20) -> int:
+        """Provision every due confirmed request; returns how many were finished or failed."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            ids = session.scalars(
+                select(AccountRequest.id)
+                .where(
+                    AccountRequest.status.in_([Status.CONFIRMED, Status.PROVISIONING]),
+                    or_(AccountRequest.next_attempt_at.is_(None),
+                        AccountRequest.next_attempt_at <= now),
+                    or_(AccountRequest.lease_until.is_(None), AccountRequest.lease_until < now),
+                )
+                .order_by(AccountRequest.confirmed_at)
+                .limit(limit)
+            ).all()
+        done = 0
+        for request_id in ids:
+            with self.db.session() as session:
+                if not leases.claim(
+                    session, AccountRequest, request_id, self.owner, self.clock.now(),
+                    JOB_LEASE_SECONDS,
+                    AccountRequest.status.in_([Status.CONFIRMED, Status.PROVISIONING]),
+                ):
+                    continue  # another worker has it
+            if self._provision(request_id):
+                done += 1
+        return done
+
+    def _provision(self, request_id: str) -> bool:
+        try:
+            spec = self._start(request_id)
+            actions = self.provisioner.create_account(spec)
+            password = generate_password(self.settings.PASSWORD_LENGTH)
+            actions += self.provisioner.set_initial_password(spec.username, password)
+        except (ProvisioningError, ValidationError, ValueError, OSError) as exc:
+            self._fail(request_id, exc)
+            return self._is_final(request_id)
+        self._finish(request_id, spec, actions, password)
+        return True
+
+    def _start(self, request_id: str) -> AccountSpec:
+        """Mark the request provisioning and fix its username, in one transaction."""
+        with self.db.session() as session:
+            request = session.get(AccountRequest, request_id)
+            assert request is not None
+            now = self.clock.now()
+            request.status = Status.PROVISIONING
+            request.attempts += 1
+            request.updated_at = now
+            # Trust nothing from the database: the same rules as the form, once more.
+            application = validate_application({
+                "first_name": request.first_name, "last_name": request.last_name,
+                "institution": request.institution, "email": request.email,
+                "github": request.github,
+            })
+            if request.username is None:
+                request.username = choose_username(
+                    application.first_name, application.last_name, self._name_taken(session)
+                )
+                add_event(session, request.id, now, "username", request.username)
+            add_event(session, request.id, now, "provisioning",
+                      f"attempt {request.attempts} by {self.provisioner.name}")
+            username = request.username
+            full_name = gecos(application.first_name, application.last_name)
+        if not USERNAME_RE.match(username):
+            raise ProvisioningError(f"refusing invalid username {username!r}")
+        return AccountSpec(
+            username=username,
+            gecos=full_name,
+            home=Path(self.settings.HOME_BASE) / username,
+            workdir=Path(self.settings.WORK_BASE) / username,
+            shell=self.settings.USER_SHELL,
+            groups=self.settings.user_groups,
+        )
+
+    def _name_taken(self, session):  # type: ignore[no-untyped-def]
+        def taken(name: str) -> bool:
+            in_db = session.scalar(
+                select(AccountRequest.id).where(AccountRequest.username == name)
+            )
+            return in_db is not None or self.provisioner.name_taken(name)
+
+        return taken
+
+    def _finish(self, request_id: str, spec: AccountSpec, actions: list[str],
+                password: str) -> None:
+        with self.db.session() as session:
+            request = session.get(AccountRequest, request_id)
+            assert request is not None
+            now = self.clock.now()
+            for action in actions:
+                add_event(session, request.id, now, "action", action)
+            subject, body = templates.credentials_mail(
+                self.settings, request.display_name, spec.username, password
+            )
+            outbox.enqueue(session, now, kind="credentials", to_addr=request.email,
+                           to_name=request.display_name, subject=subject, body=body,
+                           request_id=request.id, sensitive=True)
+            request.status = Status.ACTIVE
+            request.activated_at = now
+            request.updated_at = now
+            request.failure_reason = None
+            request.lease_owner = None
+            request.lease_until = None
+            add_event(session, request.id, now, "active", spec.username)
+        log.info("request %s: account %s ready (%s)", request_id, spec.username,
+                 self.provisioner.name)
+
+    def _fail(self, request_id: str, exc: Exception) -> None:
+        reason = str(exc)[:2000] or type(exc).__name__
+        with self.db.session() as session:
+            request = session.get(AccountRequest, request_id)
+            assert request is not None
+            now = self.clock.now()
+            request.failure_reason = reason
+            request.lease_owner = None
+            request.lease_until = None
+            request.updated_at = now
+            if request.attempts >= self.settings.PROVISION_MAX_ATTEMPTS:
+                request.status = Status.FAILED
+                add_event(session, request.id, now, "failed", reason)
+                log.error("request %s failed for good after %d attempts: %s", request.id,
+                          request.attempts, reason)
+            else:
+                request.status = Status.CONFIRMED
+                wait = RETRY_SECONDS * 2 ** (request.attempts - 1)
+                request.next_attempt_at = now + dt.timedelta(seconds=wait)
+                add_event(session, request.id, now, "attempt-failed", reason)
+                log.warning("request %s: attempt %d failed, retry in %ds: %s", request.id,
+                            request.attempts, wait, reason)
+
+    def _is_final(self, request_id: str) -> bool:
+        with self.db.session() as session:
+            request = session.get(AccountRequest, request_id)
+            return request is not None and request.status == Status.FAILED
+
+    # --- the loop -----------------------------------------------------------------------
+    def recover(self) -> None:
+        """Release what dead workers of this host held, so their jobs resume now."""
+        with self.db.session() as session:
+            freed = leases.release_dead_local_leases(session, AccountRequest)
+            freed += leases.release_dead_local_leases(session, outbox.OutboxMail)
+        if freed:
+            log.info("resumed %d jobs or mails left by a stopped worker", freed)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set: one thread for mail, this one for jobs."""
+        self.recover()
+        mail_thread = threading.Thread(target=self._mail_loop, args=(stop,), name="outbox",
+                                       daemon=True)
+        mail_thread.start()
+        last_housekeeping = 0.0
+        interval = self.settings.WORKER_POLL_INTERVAL
+        while not stop.is_set():
+            try:
+                busy = self.process_jobs_once() > 0
+                if time.monotonic() - last_housekeeping > HOUSEKEEPING_SECONDS:
+                    last_housekeeping = time.monotonic()
+                    expired = self.requests.expire_stale()
+                    if expired:
+                        log.info("expired %d unconfirmed requests", expired)
+            except Exception:
+                log.exception("job loop error; going on")
+                busy = False
+            if not busy:
+                stop.wait(interval)
+        mail_thread.join(timeout=30)
+
+    def _mail_loop(self, stop: threading.Event) -> None:
+        interval = self.settings.WORKER_POLL_INTERVAL
+        while not stop.is_set():
+            try:
+                busy = self.delivery.deliver_due() > 0
+            except Exception:
+                log.exception("outbox loop error; going on")
+                busy = False
+            if not busy:
+                stop.wait(interval)
+
