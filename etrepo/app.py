@@ -85,3 +85,10 @@ def _register_error_pages(app: Flask) -> None:
         if wants_json():
             return error_response(500, "internal_error", message)
         return render_template("error.html", code=500, title="Server error", message=message), 500
+
+
+def create_app_from_env() -> Flask:
+    """For WSGI servers: ``gunicorn 'etrepo.app:create_app_from_env()'``."""
+    from etrepo.config import load_settings
+
+    return create_app(load_settings())

@@ -84,7 +84,7 @@ class Settings:
     RATE_LIMIT_CONFIRMS: int = _s(30, "Code tries allowed per client address (and per email).")
     RATE_LIMIT_SUBMITS: int = _s(20, "Requests allowed per client address in the window.")
     PROVISION_MAX_ATTEMPTS: int = _s(3, "Attempts at creating an account before it is failed.")
-    WORKER_POLL_INTERVAL: float = _s(0.25, "Seconds the worker waits between two looks at the queue.")
+    WORKER_POLL_INTERVAL: float = _s(0.25, "Seconds between two looks at the queue when idle.")
 
     # --- demo ------------------------------------------------------------------------------
     DEMO: bool = _s(False, "Demo mode: enables the local mailbox page. Set by `etrepo demo`.")

@@ -71,3 +71,15 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     # '%' is interpolation syntax for configparser
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def schema_differences(database: Database) -> list[str]:
+    """Differences between the models and the schema the migrations make (empty: agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from etrepo.models import Base
+
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return [str(diff) for diff in compare_metadata(context, Base.metadata)]

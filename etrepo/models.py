@@ -110,7 +110,7 @@ class OutboxMail(Base):
 
 
 class RateEvent(Base):
-    """One counted action for a rate limit (a code try, a submit) by key, e.g. 'confirm-ip:1.2.3.4'."""
+    """One counted action for a rate limit (a code try, a submit), by key."""
 
     __tablename__ = "rate_events"
 

@@ -32,7 +32,9 @@ def confirmation_mail(settings: Settings, name: str, code: str) -> tuple[str, st
     return subject, body + _footer(settings)
 
 
-def credentials_mail(settings: Settings, name: str, username: str, password: str) -> tuple[str, str]:
+def credentials_mail(
+    settings: Settings, name: str, username: str, password: str
+) -> tuple[str, str]:
     subject = f"[{settings.SITE_NAME}] Your login credentials"
     body = (
         f"Dear {name},\n"

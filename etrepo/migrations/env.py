@@ -1,6 +1,7 @@
 """Alembic environment: runs migrations against the URL given by etrepo.db.alembic_config."""
 
 from alembic import context
+
 from etrepo.db import make_engine
 from etrepo.models import Base
 

@@ -229,3 +229,14 @@ class Worker:
             if not busy:
                 stop.wait(interval)
 
+
+
+def build_worker(settings: Settings, db: Database | None = None,
+                 clock: Clock | None = None) -> Worker:
+    """The worker the settings describe: its provisioner and its SMTP transport."""
+    from etrepo.clock import SystemClock
+    from etrepo.mail.transport import SmtpTransport
+    from etrepo.provisioning.backends import make_provisioner
+
+    return Worker(db or Database(settings.database_url), settings, make_provisioner(settings),
+                  SmtpTransport.from_settings(settings), clock or SystemClock())
