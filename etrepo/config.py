@@ -39,7 +39,7 @@ class Settings:
     # --- site and pages ---------------------------------------------------------------------
     SITE_NAME: str = _s("ETRepo", "Name shown in page titles and mail subjects.")
     HOSTNAME: str = _s("localhost", "Host name users SSH to; shown as `ssh user@HOSTNAME`.")
-    BASE_URL: str = _s("http://127.0.0.1:8010", "Public URL of the portal, used in links in mails.")
+    BASE_URL: str = _s("http://127.0.0.1:8010", "Public URL of the portal, for the links it gives.")
     JUPYTERHUB_URL: str = _s("/hub/", "Link of 'Go to JupyterHub'.")
     DOCS_URL: str = _s("https://example.org/docs", "Link of 'Documentation'.")
     CONTACTS_URL: str = _s("mailto:helpdesk@localhost", "Link of 'Contacts'.")

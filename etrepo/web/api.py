@@ -119,7 +119,8 @@ def _out(view: RequestView) -> dict[str, Any]:
         id=view.id,
         status=Status(view.status),
         description=view.description,
-        status_url=url_for("pages.request_status", request_id=view.id, _external=True),
+        status_url=_services().settings.BASE_URL.rstrip("/")
+        + url_for("pages.request_status", request_id=view.id),
         username=view.username,
         failure_reason=view.failure_reason,
         created_at=_utc(view.created_at),
