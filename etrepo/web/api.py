@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from etrepo import __version__
 from etrepo.accounts.errors import RateLimited, ServiceError
@@ -97,7 +98,10 @@ def _services():  # type: ignore[no-untyped-def]
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    data = request.get_json(silent=True)  # raises 413 itself when the body is too large
+    try:
+        data = request.get_json(silent=True)  # raises 413 itself when the body is too large
+    except RecursionError:  # '[[[[...' nested deeper than the parser goes: not a 500
+        data = None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     unknown = set(data) - set(model.model_fields)
@@ -172,6 +176,14 @@ def confirm_request(request_id: str) -> Response:
                       429: ("Too soon; see retry_after", ErrorOut)})
 def resend_code(request_id: str) -> Response:
     return jsonify(_out(_services().requests.resend(request_id, client_addr())))
+
+
+@bp.before_request
+def refuse_large_bodies() -> None:
+    """413 for any body over the limit, whatever its type and whether the route reads it."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
 
 
 @bp.get("/openapi.json")

@@ -1,0 +1,66 @@
+"""The plain pages: the status page shows what was typed, as text, and says where things stand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from etrepo.models import AccountRequest
+from tests.support.portal import applicant, latest_code, post_confirm, post_request
+
+MARKUP = "<img src=x onerror=alert(1)>"
+
+
+def test_status_page_shows_the_name_as_typed(client):
+    request_id = post_request(client, applicant()).get_json()["id"]
+    page = client.get(f"/requests/{request_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Aurélien Lefèvre" in html
+    assert "INFN Pisa" in html
+    assert "awaiting_confirmation" in html
+    assert 'http-equiv="refresh"' in html  # keeps itself up to date while waiting
+
+
+def test_status_page_shows_markup_as_text(client, db):
+    request_id = post_request(client, applicant(institution=MARKUP,
+                                                last_name="O'Brien")).get_json()["id"]
+    html = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert MARKUP not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img" not in html
+    assert "O&#39;Brien" in html or "O&#x27;Brien" in html
+
+
+def test_failure_reason_is_shown_as_text(client, db, clock):
+    request_id = post_request(client, applicant()).get_json()["id"]
+    with db.session() as session:  # what a provisioner's error message might carry
+        row = session.get(AccountRequest, request_id)
+        row.status, row.failure_reason = "failed", f"useradd said {MARKUP}"
+        row.email_claim = None
+        row.updated_at = clock.now() + dt.timedelta(seconds=1)
+    html = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert "useradd said &lt;img" in html and MARKUP not in html
+    assert 'http-equiv="refresh"' not in html  # a final state does not reload forever
+
+
+def test_active_request_page_says_how_to_log_in(client, worker, transport):
+    data = applicant()
+    request_id = post_request(client, data).get_json()["id"]
+    post_confirm(client, request_id, latest_code(worker, transport, data["email"]))
+    worker.process_jobs_once()
+    html = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert "ssh alefevre@et.example.org" in html
+    assert "check your mail" in html
+
+
+def test_unknown_request_page_is_a_404_page(client):
+    page = client.get(f"/requests/{MARKUP}")
+    assert page.status_code == 404
+    assert "text/html" in page.content_type
+    html = page.get_data(as_text=True)
+    assert "There is no such page." in html and "<img" not in html
+
+
+def test_home_and_health(client):
+    assert client.get("/").status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}
