@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 
 from etrepo.accounts.errors import ServiceError
 
@@ -68,9 +70,21 @@ def _check_name(label: str, value: str) -> str | None:
     return None
 
 
+def _mailable(email: str) -> bool:
+    """True if a mail can be addressed to exactly this address (as the mail builder parses it)."""
+    try:
+        address = Address(addr_spec=email)
+    except (ValueError, IndexError, TypeError, HeaderParseError):
+        return False
+    return bool(address.username and address.domain) and address.addr_spec == email
+
+
 def normalize_email(email: str) -> str:
-    """The form used for uniqueness and matching; mail still goes to the address as typed."""
-    return email.strip().lower()
+    """The form used for uniqueness and matching; mail still goes to the address as typed.
+
+    NFKC first: full-width letters (an IME left on) name the same domain as ASCII ones.
+    """
+    return unicodedata.normalize("NFKC", email.strip()).lower()
 
 
 def validate_application(data: dict[str, object]) -> Application:
@@ -106,7 +120,8 @@ def validate_application(data: dict[str, object]) -> Application:
             errors["email"] = "Please enter your email address."
         elif len(email) > EMAIL_MAX:
             errors["email"] = f"Too long: at most {EMAIL_MAX} characters."
-        elif _has_control(email) or not _EMAIL_RE.match(email) or not email.isprintable():
+        elif (_has_control(email) or not _EMAIL_RE.match(email) or not email.isprintable()
+              or not _mailable(email)):
             errors["email"] = "This is not a valid email address (name@institute.org)."
         elif not email.isascii():
             # Internationalised local parts need SMTPUTF8, which few relays offer.
