@@ -76,6 +76,8 @@ class OutboxDelivery:
             self.transport.send(outgoing)
         except MailError as exc:
             error = exc
+        except ValueError as exc:  # the mail itself is malformed (bad address): no retry helps
+            error = MailError(f"mail not sendable: {exc}", permanent=True)
         with self.db.session() as session:
             mail = session.get(OutboxMail, mail_id)
             assert mail is not None
