@@ -91,13 +91,20 @@ class Worker:
         return True
 
     def _start(self, request_id: str) -> AccountSpec:
-        """Mark the request provisioning and fix its username, in one transaction."""
+        """Count the attempt, then mark the request provisioning and fix its username.
+
+        The attempt is committed on its own: a request whose data fail the checks below still
+        uses up its attempts and ends failed, instead of being retried for ever.
+        """
+        with self.db.session() as session:
+            request = session.get(AccountRequest, request_id)
+            assert request is not None
+            request.attempts += 1
         with self.db.session() as session:
             request = session.get(AccountRequest, request_id)
             assert request is not None
             now = self.clock.now()
             request.status = Status.PROVISIONING
-            request.attempts += 1
             request.updated_at = now
             # Trust nothing from the database: the same rules as the form, once more.
             application = validate_application({
