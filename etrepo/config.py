@@ -82,7 +82,7 @@ class Settings:
     REQUEST_TTL: int = _s(86400, "Seconds after which an unconfirmed request is expired.")
     RATE_LIMIT_WINDOW: int = _s(3600, "Window in seconds of the per-address and per-email limits.")
     RATE_LIMIT_CONFIRMS: int = _s(30, "Code tries allowed per client address (and per email).")
-    RATE_LIMIT_SUBMITS: int = _s(20, "Requests allowed per client address in the window.")
+    RATE_LIMIT_SUBMITS: int = _s(20, "Code mails per client address and per email in the window.")
     PROVISION_MAX_ATTEMPTS: int = _s(3, "Attempts at creating an account before it is failed.")
     WORKER_POLL_INTERVAL: float = _s(0.25, "Seconds between two looks at the queue when idle.")
 

@@ -112,8 +112,7 @@ class RequestService:
             add_event(session, existing.id, now, "superseded", "a new request was submitted")
             session.flush()
 
-        self._count(session, f"mail-ip:{client_addr}", self.settings.RATE_LIMIT_SUBMITS, now,
-                    "Too many requests from your network. Please try again later.")
+        self._count_mail(session, client_addr, email_key, now)
         request = AccountRequest(
             id=secrets.token_urlsafe(16),
             status=Status.AWAITING_CONFIRMATION,
@@ -207,13 +206,8 @@ class RequestService:
                 raise CodeDead("This request has expired. Please submit the form again.")
             if request.status != Status.AWAITING_CONFIRMATION:
                 raise Conflict("This email address is already confirmed.")
-            cooldown = dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
-            if request.code_sent_at is not None and now < request.code_sent_at + cooldown:
-                wait = int((request.code_sent_at + cooldown - now).total_seconds()) + 1
-                raise RateLimited(f"Please wait {wait} seconds before asking for a new code.",
-                                  wait)
-            self._count(session, f"mail-ip:{client_addr}", self.settings.RATE_LIMIT_SUBMITS,
-                        now, "Too many requests from your network. Please try again later.")
+            self._check_cooldown(request, now)
+            self._count_mail(session, client_addr, request.email_normalized, now)
             # Conditional on the code we read: two simultaneous resends send one mail.
             taken = session.execute(
                 update(AccountRequest)
@@ -263,6 +257,22 @@ class RequestService:
         outbox.enqueue(session, now, kind="confirmation", to_addr=request.email,
                        to_name=request.display_name, subject=subject, body=body,
                        request_id=request.id, sensitive=True)
+
+    def _check_cooldown(self, request: AccountRequest, now: dt.datetime) -> None:
+        cooldown = dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
+        if request.code_sent_at is not None and now < request.code_sent_at + cooldown:
+            wait = int((request.code_sent_at + cooldown - now).total_seconds()) + 1
+            raise RateLimited(f"Please wait {wait} seconds before asking for a new code.", wait)
+
+    def _count_mail(self, session: Session, client_addr: str, email_key: str,
+                    now: dt.datetime) -> None:
+        """Every code mailed counts per client address and per address mailed to: a new
+        submission is as good as a resend for a code sweep or for flooding someone's inbox."""
+        limit = self.settings.RATE_LIMIT_SUBMITS
+        self._count(session, f"mail-ip:{client_addr}", limit, now,
+                    "Too many requests from your network. Please try again later.")
+        self._count(session, f"mail-to:{email_key}", limit, now,
+                    "Too many codes were sent to this address. Please try again later.")
 
     def _count(self, session: Session, key: str, limit: int, now: dt.datetime,
                message: str) -> None:

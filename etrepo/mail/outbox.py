@@ -96,6 +96,8 @@ class OutboxDelivery:
             mail.last_error = str(error)[:1000]
             if error.permanent:
                 mail.status = "failed"
+                if mail.sensitive:  # it will never leave: the secret has no reason to stay
+                    mail.body = WIPED
                 log.error("mail %s (%s) to %s refused for good: %s", mail.id, mail.kind,
                           mail.to_addr, error)
                 return True

@@ -208,7 +208,7 @@ class Worker:
         mail_thread = threading.Thread(target=self._mail_loop, args=(stop,), name="outbox",
                                        daemon=True)
         mail_thread.start()
-        last_housekeeping = 0.0
+        last_housekeeping = float("-inf")  # first clean-up at once
         interval = self.settings.WORKER_POLL_INTERVAL
         while not stop.is_set():
             try:

@@ -164,6 +164,19 @@ def test_case4_new_codes_have_a_cooldown(client, worker, transport, clock, setti
     assert post_confirm(client, request_id, new).status_code == 200
 
 
+def test_case4_resubmitting_from_many_networks_cannot_flood_one_inbox(
+        client, transport, worker, settings):
+    """Each new submission mails a code: they count per address mailed to, whatever the IP."""
+    data = applicant()
+    answers = [post_request(client, {**data, "first_name": f"Jane{'x' * n}"},
+                            addr=f"203.0.113.{n}").status_code
+               for n in range(1, settings.RATE_LIMIT_SUBMITS + 3)]
+    assert answers.count(201) == settings.RATE_LIMIT_SUBMITS
+    assert answers[-1] == 429
+    worker.delivery.deliver_due()
+    assert len(mails_to(transport, data["email"])) == settings.RATE_LIMIT_SUBMITS
+
+
 def test_case4_per_client_address_limit_stops_a_sweep_across_requests(
         client, worker, transport, settings):
     """One address, many requests of its own, 5 guesses each: stopped at the limit."""

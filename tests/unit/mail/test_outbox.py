@@ -108,6 +108,14 @@ def test_a_permanent_error_marks_the_mail_failed(db, clock):
         assert outbox.backlog(session) == {"failed": 1}
 
 
+def test_a_sensitive_mail_refused_for_good_forgets_its_secret(db, clock):
+    transport = MemoryTransport(fail_with=MailError("550 no such user", permanent=True))
+    mail_id = enqueue(db, clock, body="Password: s3cret-Pass", sensitive=True, kind="credentials")
+    OutboxDelivery(db, transport, clock).deliver_due()
+    stored = row(db, mail_id)
+    assert stored.status == "failed" and stored.body == WIPED
+
+
 def test_a_mail_that_cannot_be_built_fails_without_blocking_the_others(db, clock):
     transport = MemoryTransport()
     delivery = OutboxDelivery(db, transport, clock)
