@@ -22,13 +22,14 @@ def new_owner() -> str:
 
 
 def claim(session: Session, model: Any, row_id: Any, owner: str, now: dt.datetime,
-          seconds: float, *conditions: Any) -> bool:
-    """Take the lease of one row if it is free (and ``conditions`` hold). Commits."""
+          seconds: float, *conditions: Any, **values: Any) -> bool:
+    """Take the lease of one row if it is free (and ``conditions`` hold), setting ``values``
+    in the same statement. Commits."""
     result = session.execute(
         update(model)
         .where(model.id == row_id, or_(model.lease_until.is_(None), model.lease_until < now),
                *conditions)
-        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
+        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds), **values)
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -72,6 +72,9 @@ class Worker:
                     session, AccountRequest, request_id, self.owner, self.clock.now(),
                     JOB_LEASE_SECONDS,
                     AccountRequest.status.in_([Status.CONFIRMED, Status.PROVISIONING]),
+                    # Counted with the claim: a request whose data fail the checks still uses
+                    # up its attempts and ends failed, instead of being retried for ever.
+                    attempts=AccountRequest.attempts + 1,
                 ):
                     continue  # another worker has it
             if self._provision(request_id):
@@ -91,15 +94,7 @@ class Worker:
         return True
 
     def _start(self, request_id: str) -> AccountSpec:
-        """Count the attempt, then mark the request provisioning and fix its username.
-
-        The attempt is committed on its own: a request whose data fail the checks below still
-        uses up its attempts and ends failed, instead of being retried for ever.
-        """
-        with self.db.session() as session:
-            request = session.get(AccountRequest, request_id)
-            assert request is not None
-            request.attempts += 1
+        """Mark the request provisioning and fix its username, in one transaction."""
         with self.db.session() as session:
             request = session.get(AccountRequest, request_id)
             assert request is not None
@@ -235,7 +230,6 @@ class Worker:
                 busy = False
             if not busy:
                 stop.wait(interval)
-
 
 
 def build_worker(settings: Settings, db: Database | None = None,
