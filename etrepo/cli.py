@@ -29,6 +29,7 @@ def setup_logging(verbose: bool = False) -> None:
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _load(overrides: dict[str, Any] | None = None) -> Settings:
