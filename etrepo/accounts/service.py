@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -261,8 +262,9 @@ class RequestService:
     def _check_cooldown(self, request: AccountRequest, now: dt.datetime) -> None:
         cooldown = dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
         if request.code_sent_at is not None and now < request.code_sent_at + cooldown:
-            wait = int((request.code_sent_at + cooldown - now).total_seconds()) + 1
-            raise RateLimited(f"Please wait {wait} seconds before asking for a new code.", wait)
+            wait = math.ceil((request.code_sent_at + cooldown - now).total_seconds())
+            raise RateLimited(f"Please wait {wait} second{'s' if wait != 1 else ''} before "
+                              "asking for a new code.", wait)
 
     def _count_mail(self, session: Session, client_addr: str, email_key: str,
                     now: dt.datetime) -> None:

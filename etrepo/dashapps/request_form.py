@@ -82,7 +82,7 @@ def layout(settings: Settings) -> html.Div:
             dbc.Button("Submit request", id=ids.SUBMIT, color="primary", n_clicks=0),
             html.Div(id=ids.PROGRESS, className="mt-4"),
             dcc.Store(id=ids.REQUEST_ID),
-            dcc.Interval(id=ids.POLL, interval=1000, disabled=True),
+            dcc.Interval(id=ids.POLL, interval=500, disabled=True),
             dbc.Modal(id=ids.MODAL, is_open=False, backdrop="static", keyboard=False, children=[
                 dbc.ModalHeader(dbc.ModalTitle("Verify your email"), close_button=False),
                 dbc.ModalBody([
@@ -104,6 +104,10 @@ def layout(settings: Settings) -> html.Div:
 # --- callbacks as plain functions -----------------------------------------------------------
 def _service():  # type: ignore[no-untyped-def]
     return current_app.extensions["etrepo"].requests
+
+
+def _hostname() -> str:
+    return current_app.extensions["etrepo"].settings.HOSTNAME
 
 
 def _client() -> str:
@@ -180,6 +184,10 @@ def progress_panel(view: Any) -> dbc.Alert:
     return dbc.Alert(color=color, id=ids.STATUS_ALERT, children=[
         html.Div([*spinner, html.Span(view.description, id=ids.STATUS_TEXT)],
                  **{"data-status": view.status}),
+        *([html.Div(["Your username is ", html.Code(view.username, id=ids.USERNAME),
+                     ". Log in with ", html.Code(f"ssh {view.username}@{_hostname()}"),
+                     "; you will be asked to choose a new password."], className="my-2")]
+          if view.username else []),
         html.Small(["Status page: ", html.A(f"/requests/{view.id}", href=f"/requests/{view.id}")]),
     ])
 

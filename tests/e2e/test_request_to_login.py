@@ -56,6 +56,7 @@ from tests.conftest import code_from
 from tests.integration import test_ssh_login as ssh_login  # its login check, reused
 from tests.support.requirements import need_program, need_root
 from tests.support.smtp import SmtpSink
+from tests.support.users import purge_user
 
 pytestmark = pytest.mark.browser
 
@@ -395,7 +396,7 @@ def test_request_confirm_provision_and_ssh_login(start_portal, open_tabs, sshd_s
         for user in pwd.getpwall():
             if Path(user.pw_dir).is_relative_to(home_base):
                 ssh_login._wait_no_processes(user.pw_uid)
-                ssh_login._purge(user.pw_name)  # userdel --remove, then the group if left
+                purge_user(user.pw_name)  # userdel --remove, then the group if left
         shutil.rmtree(work_base, ignore_errors=True)
         shutil.rmtree(home_base, ignore_errors=True)
 
@@ -461,6 +462,7 @@ def test_request_confirm_provision_and_ssh_login(start_portal, open_tabs, sshd_s
     assert password not in page.content()  # the password is in the mail only
     (request,) = portal.requests_for(email)
     assert (request.status, request.username) == (Status.ACTIVE, username)
+    expect(by_id(page, ids.USERNAME)).to_have_text(username)  # the page names the login too
 
     # The account on this machine.
     user = pwd.getpwnam(username)

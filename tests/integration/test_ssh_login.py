@@ -21,13 +21,11 @@ What Debian 12 (OpenSSH 9.2p1 + PAM, pam_unix) does with a password expired by
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
 import pwd
 import secrets
 import signal
 import socket
-import subprocess
 import time
 
 import paramiko
@@ -37,6 +35,7 @@ from etrepo.provisioning.interfaces import AccountSpec
 from etrepo.provisioning.linux import LinuxProvisioner, generate_password
 from tests.support import sshd as sshd_support
 from tests.support.requirements import need_root
+from tests.support.users import purge_user
 
 pytestmark = pytest.mark.root
 sshd_server = sshd_support.sshd_server  # the fixture factory
@@ -48,17 +47,6 @@ NO_TTY = "Password change required but no TTY available."
 TIMEOUT = 20.0
 
 
-def _purge(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-        subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
-    except KeyError:
-        pass
-    try:
-        grp.getgrnam(name)
-        subprocess.run(["groupdel", name], capture_output=True, check=False)
-    except KeyError:
-        pass
 
 
 def _wait_no_processes(uid: int) -> None:
@@ -107,7 +95,7 @@ def account(tmp_path, request):
             _wait_no_processes(pwd.getpwnam(name).pw_uid)
             prov.remove_account(spec)
         finally:
-            _purge(name)  # even if the provisioner failed: no test user is left behind
+            purge_user(name)  # even if the provisioner failed: no test user is left behind
 
     request.addfinalizer(cleanup)
     prov.create_account(spec)

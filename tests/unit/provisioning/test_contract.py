@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import grp
-import pwd
 import secrets
 import subprocess
 
@@ -15,20 +13,7 @@ from etrepo.provisioning.backends import make_provisioner
 from etrepo.provisioning.interfaces import AccountSpec, ProvisioningError
 from etrepo.provisioning.linux import generate_password
 from tests.support.requirements import need_root
-
-
-def _purge(name: str) -> None:
-    """Remove a throwaway user and group whatever the test did (runs even if it failed)."""
-    try:
-        pwd.getpwnam(name)
-        subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
-    except KeyError:
-        pass
-    try:
-        grp.getgrnam(name)
-        subprocess.run(["groupdel", name], capture_output=True, check=False)
-    except KeyError:
-        pass
+from tests.support.users import purge_user
 
 
 @pytest.fixture(params=["dry-run", pytest.param("linux", marks=pytest.mark.root)])
@@ -44,7 +29,7 @@ def provisioner(request):
 @pytest.fixture
 def spec(tmp_path, request):
     name = "etq" + secrets.token_hex(6)
-    request.addfinalizer(lambda: _purge(name))
+    request.addfinalizer(lambda: purge_user(name))
     return AccountSpec(
         username=name,
         gecos="Etq Contract Test",

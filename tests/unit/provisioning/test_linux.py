@@ -19,25 +19,12 @@ from etrepo.provisioning import linux
 from etrepo.provisioning.interfaces import AccountSpec, ProvisioningError
 from etrepo.provisioning.linux import LinuxProvisioner, generate_password
 from tests.support.requirements import need_root
-
-
-def _purge(name: str) -> None:
-    """Remove a throwaway user and group whatever the test did (runs even if it failed)."""
-    try:
-        pwd.getpwnam(name)
-        subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
-    except KeyError:
-        pass
-    try:
-        grp.getgrnam(name)
-        subprocess.run(["groupdel", name], capture_output=True, check=False)
-    except KeyError:
-        pass
+from tests.support.users import purge_user
 
 
 def _throwaway(request) -> str:
     name = "etq" + secrets.token_hex(6)
-    request.addfinalizer(lambda: _purge(name))
+    request.addfinalizer(lambda: purge_user(name))
     return name
 
 
