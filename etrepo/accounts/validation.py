@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -87,67 +88,87 @@ def normalize_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email.strip()).lower()
 
 
+def _name_field(label: str) -> Callable[[str], tuple[str, str | None]]:
+    def check(value: str) -> tuple[str, str | None]:
+        problem = _check_name(label, value)
+        # Collapse inner runs of spaces so the name reads as one line everywhere.
+        return re.sub(r"\s+", " ", value), problem
+
+    return check
+
+
+def _institution_field(value: str) -> tuple[str, str | None]:
+    if not value:
+        return value, "Please enter your institution."
+    if len(value) > INSTITUTION_MAX:
+        return value, f"Too long: at most {INSTITUTION_MAX} characters."
+    if _has_control(value):
+        return value, "Please use a single line of plain text."
+    return value, None
+
+
+def _email_field(email: str) -> tuple[str, str | None]:
+    if not email:
+        return email, "Please enter your email address."
+    if len(email) > EMAIL_MAX:
+        return email, f"Too long: at most {EMAIL_MAX} characters."
+    if (_has_control(email) or not _EMAIL_RE.match(email) or not email.isprintable()
+            or not _mailable(email)):
+        return email, "This is not a valid email address (name@institute.org)."
+    if not email.isascii():
+        # Internationalised local parts need SMTPUTF8, which few relays offer.
+        local, _, domain = email.partition("@")
+        if not local.isascii():
+            return email, "Please use an address whose part before @ is plain ASCII."
+        try:
+            domain.encode("idna")
+        except UnicodeError:
+            return email, "This is not a valid email domain."
+    return email, None
+
+
+def _github_field(value: str) -> tuple[str, str | None]:
+    if not value:
+        return value, None
+    github = value.removeprefix("@").removeprefix("https://github.com/").strip("/")
+    if len(github) > GITHUB_MAX or not _GITHUB_RE.match(github):
+        return github, "A GitHub account name has at most 39 letters, digits or single hyphens."
+    return github, None
+
+
+FIELD_CHECKS: dict[str, Callable[[str], tuple[str, str | None]]] = {
+    "first_name": _name_field("first name"),
+    "last_name": _name_field("last name"),
+    "institution": _institution_field,
+    "email": _email_field,
+    "github": _github_field,
+}
+
+
+def check_field(name: str, raw: object) -> tuple[str, str | None]:
+    """One field: its cleaned value and its problem (None if fine). For live form feedback."""
+    try:
+        value = _clean(raw)
+    except TypeError:
+        return "", "Must be text."
+    return FIELD_CHECKS[name](value)
+
+
 def validate_application(data: dict[str, object]) -> Application:
     """Return the cleaned application, or raise ValidationError with every field's problem."""
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
-    for key in ("first_name", "last_name", "institution", "email", "github"):
-        try:
-            values[key] = _clean(data.get(key))
-        except TypeError:
-            errors[key] = "Must be text."
-            values[key] = ""
-
-    for key, label in (("first_name", "first name"), ("last_name", "last name")):
-        if key not in errors and (problem := _check_name(label, values[key])):
-            errors[key] = problem
-    # Collapse inner runs of spaces so the name reads as one line everywhere.
-    for key in ("first_name", "last_name"):
-        values[key] = re.sub(r"\s+", " ", values[key])
-
-    institution = values["institution"]
-    if "institution" not in errors:
-        if not institution:
-            errors["institution"] = "Please enter your institution."
-        elif len(institution) > INSTITUTION_MAX:
-            errors["institution"] = f"Too long: at most {INSTITUTION_MAX} characters."
-        elif _has_control(institution):
-            errors["institution"] = "Please use a single line of plain text."
-
-    email = values["email"]
-    if "email" not in errors:
-        if not email:
-            errors["email"] = "Please enter your email address."
-        elif len(email) > EMAIL_MAX:
-            errors["email"] = f"Too long: at most {EMAIL_MAX} characters."
-        elif (_has_control(email) or not _EMAIL_RE.match(email) or not email.isprintable()
-              or not _mailable(email)):
-            errors["email"] = "This is not a valid email address (name@institute.org)."
-        elif not email.isascii():
-            # Internationalised local parts need SMTPUTF8, which few relays offer.
-            local, _, domain = email.partition("@")
-            if not local.isascii():
-                errors["email"] = "Please use an address whose part before @ is plain ASCII."
-            else:
-                try:
-                    domain.encode("idna")
-                except UnicodeError:
-                    errors["email"] = "This is not a valid email domain."
-
-    github = values["github"]
-    if "github" not in errors and github:
-        github = github.removeprefix("@").removeprefix("https://github.com/").strip("/")
-        if len(github) > GITHUB_MAX or not _GITHUB_RE.match(github):
-            errors["github"] = (
-                "A GitHub account name has at most 39 letters, digits or single hyphens."
-            )
+    for name in FIELD_CHECKS:
+        values[name], problem = check_field(name, data.get(name))
+        if problem:
+            errors[name] = problem
 
     if errors:
         raise ValidationError(errors)
     return Application(
         first_name=values["first_name"],
         last_name=values["last_name"],
-        institution=institution,
-        email=email,
-        github=github or None,
+        institution=values["institution"],
+        email=values["email"],
+        github=values["github"] or None,
     )

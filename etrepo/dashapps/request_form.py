@@ -8,6 +8,7 @@ and the factory builds many apps in one process, in tests and in the demo.)
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -22,6 +23,7 @@ from etrepo.accounts.validation import (
     INSTITUTION_MAX,
     NAME_MAX,
     ValidationError,
+    check_field,
 )
 from etrepo.config import Settings
 from etrepo.dashapps import ids
@@ -140,6 +142,19 @@ def submit(n_clicks: int, *values: str | None) -> tuple[Any, ...]:
     return (*per_field, alert, bool(alert), request_id, opened, modal_text, opened)
 
 
+def check_one(name: str, value: str | None) -> tuple[bool, str]:
+    """Live feedback when the applicant leaves a field: (invalid, message). An empty field is
+    not scolded before the first submit."""
+    if not value:
+        return False, ""
+    _, problem = check_field(name, value)
+    return bool(problem), problem or ""
+
+
+def _check_on_blur(name: str, n_blur: int, value: str | None) -> tuple[bool, str]:
+    return check_one(name, value)
+
+
 def confirm(n_clicks: int, n_submit: int, code: str | None, request_id: str | None
             ) -> tuple[Any, bool, bool, Any]:
     """Returns: code message, modal open, poll disabled, progress panel."""
@@ -216,6 +231,14 @@ def init_app(server: Flask, settings: Settings) -> Dash:
         [State(ids.field(n), "value") for n in names],
         prevent_initial_call=True,
     )(submit)
+    for name in names:
+        dash_app.callback(
+            Output(ids.field(name), "invalid", allow_duplicate=True),
+            Output(ids.feedback(name), "children", allow_duplicate=True),
+            Input(ids.field(name), "n_blur"),
+            State(ids.field(name), "value"),
+            prevent_initial_call=True,
+        )(functools.partial(_check_on_blur, name))
     dash_app.callback(
         Output(ids.CODE_MESSAGE, "children"),
         Output(ids.MODAL, "is_open", allow_duplicate=True),

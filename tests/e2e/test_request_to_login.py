@@ -547,6 +547,24 @@ def test_invalid_fields_are_marked_inline_and_nothing_is_sent(start_portal, open
     assert tabs.dialogs == []
 
 
+def test_a_field_is_checked_when_the_applicant_leaves_it(start_portal, open_tabs):
+    """Live feedback: a wrong field is marked on leaving it, before any submit; fixing it
+    clears the mark; an untouched empty field is not scolded."""
+    portal = start_portal()
+    page = open_form(open_tabs(portal))
+    last = by_id(page, ids.field("last_name"))
+    last.fill("Ana:Lopez")
+    last.press("Tab")
+    expect(by_id(page, ids.feedback("last_name"))).to_contain_text("may contain letters")
+    expect(last).to_have_class(re.compile(r"\bis-invalid\b"))
+    expect(by_id(page, ids.field("institution"))).not_to_have_class(re.compile(r"\bis-invalid\b"))
+    last.fill("López")
+    last.press("Tab")
+    expect(last).not_to_have_class(re.compile(r"\bis-invalid\b"))
+    expect(by_id(page, ids.MODAL)).to_be_hidden()
+    assert portal.sink.messages == []
+
+
 # === 3. markup is text ==========================================================================
 
 

@@ -159,3 +159,13 @@ def test_email_normal_form_folds_full_width_domain_letters():
     typed = "jane.doe@uni.ＥＤＵ"
     assert validate_application({**GOOD, "email": typed})
     assert normalize_email(typed) == "jane.doe@uni.edu"
+
+
+def test_one_field_is_checked_alone_with_the_same_rules_as_the_whole_form():
+    from etrepo.accounts.validation import check_field
+
+    assert check_field("last_name", "  Núñez  ") == ("Núñez", None)
+    assert "letters" in check_field("last_name", "Ana:Lopez")[1]
+    assert check_field("email", "not-an-address")[1].startswith("This is not a valid email")
+    assert check_field("github", "")[1] is None  # optional
+    assert check_field("first_name", 42)[1] == "Must be text."
