@@ -14,6 +14,7 @@ Everything is validated once, by :func:`load_settings`; a wrong value raises
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import runpy
@@ -23,7 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 ENV_PREFIX = "ETREPO_"
+# ETREPO_* variables that are not settings: the test suite's own switches.
+NON_SETTING_PREFIXES = ("TEST_",)
 
 
 class SettingsError(ValueError):
@@ -64,6 +70,7 @@ class Settings:
     SMTP_TIMEOUT: float = _s(20.0, "Seconds before an SMTP connection attempt gives up.")
     MAIL_FROM: str = _s("ETRepo <no-reply@localhost>", "From address of every mail.")
     HELPDESK_EMAIL: str = _s("helpdesk@localhost", "Help desk address given in every mail.")
+    MAINTAINERS_EMAIL: str = _s("", "Where failed requests are reported; empty: HELPDESK_EMAIL.")
     MAIL_MAX_BACKOFF: int = _s(1800, "Longest wait in seconds between two delivery attempts.")
 
     # --- accounts ------------------------------------------------------------------------
@@ -96,6 +103,10 @@ class Settings:
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite:///{Path(self.INSTANCE_DIR).resolve() / 'etrepo.sqlite3'}"
+
+    @property
+    def maintainers_email(self) -> str:
+        return self.MAINTAINERS_EMAIL or self.HELPDESK_EMAIL
 
     @property
     def user_groups(self) -> tuple[str, ...]:
@@ -140,7 +151,10 @@ def _coerce(name: str, raw: Any) -> Any:
                 raise ValueError
             return int(str(raw).strip()) if not isinstance(raw, int) else raw
         if kind == "float":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         if not isinstance(raw, str):
             raise ValueError
         return raw
@@ -160,9 +174,11 @@ def _check(values: dict[str, Any]) -> None:
         if not 0 < values[name] < 65536:
             fail(name, "must be a TCP port, 1 to 65535")
     for name in ("CODE_TTL", "RESEND_COOLDOWN", "REQUEST_TTL", "RATE_LIMIT_WINDOW",
-                 "MAIL_MAX_BACKOFF", "MAX_REQUEST_BYTES"):
+                 "MAIL_MAX_BACKOFF"):
         if values[name] < 1:
-            fail(name, "must be a positive number of seconds or bytes")
+            fail(name, "must be a positive number of seconds")
+    if values["MAX_REQUEST_BYTES"] < 1024:
+        fail("MAX_REQUEST_BYTES", "must be at least 1024 bytes")
     for name in ("CODE_MAX_TRIES", "RATE_LIMIT_CONFIRMS", "RATE_LIMIT_SUBMITS",
                  "PROVISION_MAX_ATTEMPTS"):
         if values[name] < 1:
@@ -175,8 +191,18 @@ def _check(values: dict[str, Any]) -> None:
         fail("PASSWORD_LENGTH", "must be between 12 and 128")
     if not 0 < values["WORKER_POLL_INTERVAL"] <= 60:
         fail("WORKER_POLL_INTERVAL", "must be between 0 and 60 seconds")
-    if values["SMTP_TIMEOUT"] <= 0:
-        fail("SMTP_TIMEOUT", "must be positive")
+    if not 0 < values["SMTP_TIMEOUT"] <= 600:
+        fail("SMTP_TIMEOUT", "must be between 0 and 600 seconds")
+    if values["SECRET_KEY"] and len(values["SECRET_KEY"]) < 16:
+        fail("SECRET_KEY", "too short: use at least 32 random characters, e.g. the output of "
+             "`python3 -c 'import secrets; print(secrets.token_hex(32))'`")
+    if values["DATABASE_URL"]:
+        try:
+            backend = make_url(values["DATABASE_URL"]).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            fail("DATABASE_URL", "must be a sqlite:/// or postgresql+psycopg:// URL")
     url = urlsplit(values["BASE_URL"])
     if url.scheme not in ("http", "https") or not url.netloc:
         fail("BASE_URL", "must be an http:// or https:// URL")
@@ -188,6 +214,8 @@ def _check(values: dict[str, Any]) -> None:
             fail("USER_GROUPS", f"{group.strip()!r} is not a valid group name")
     if "@" not in values["MAIL_FROM"]:
         fail("MAIL_FROM", "must contain an email address")
+    if values["MAINTAINERS_EMAIL"] and "@" not in values["MAINTAINERS_EMAIL"]:
+        fail("MAINTAINERS_EMAIL", "must be an email address")
     if "@" not in values["HELPDESK_EMAIL"]:
         fail("HELPDESK_EMAIL", "must be an email address")
     if not values["HOSTNAME"] or any(c.isspace() for c in values["HOSTNAME"]):
@@ -214,12 +242,15 @@ def load_settings(
     config_file = environ.get(ENV_PREFIX + "CONFIG", "")
     if config_file:
         path = Path(config_file)
-        if not path.is_file():
+        if not path.exists():
             raise SettingsError(f"CONFIG: no such file {config_file!r}")
+        if not path.is_file():
+            raise SettingsError(f"CONFIG: {config_file!r} is not a file")
         try:
             namespace = runpy.run_path(str(path))
-        except Exception as exc:  # a syntax error in the admin's file: say where, in one line
-            raise SettingsError(f"CONFIG: cannot load {config_file}: {exc}") from None
+        except (Exception, SystemExit) as exc:  # the admin's file is broken: say so in one line
+            raise SettingsError(f"CONFIG: cannot load {config_file}: "
+                                f"{type(exc).__name__}: {exc}") from None
         for name, value in namespace.items():
             if name.isupper() and not name.startswith("_"):
                 if name not in SETTING_NAMES:
@@ -231,7 +262,9 @@ def load_settings(
             name = key[len(ENV_PREFIX):]
             if name in SETTING_NAMES:
                 values[name] = value
-            # Unknown ETREPO_* variables (ETREPO_TEST_STRICT, ...) belong to other tools.
+            elif not name.startswith(NON_SETTING_PREFIXES):
+                # A misspelt variable would otherwise be ignored without a word.
+                raise SettingsError(f"{name}: unknown setting (environment variable {key})")
 
     if overrides:
         for name, value in overrides.items():

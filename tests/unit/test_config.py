@@ -149,3 +149,30 @@ def test_replace_validates():
     with pytest.raises(AttributeError):
         settings.SMTP_PORT = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+@pytest.mark.parametrize(("environ", "starts"), [
+    ({"ETREPO_SMTP_PROT": "25"}, "SMTP_PROT: unknown setting (environment variable"),
+    ({"ETREPO_SMTP_TIMEOUT": "nan"}, "SMTP_TIMEOUT: expected float"),
+    ({"ETREPO_SECRET_KEY": "short"}, "SECRET_KEY: too short"),
+    ({"ETREPO_DATABASE_URL": "foo://bar"}, "DATABASE_URL: must be a sqlite"),
+    ({"ETREPO_CODE_TTL": "0"}, "CODE_TTL: must be a positive number of seconds"),
+])
+def test_more_wrong_values_stop_with_one_line_naming_the_setting(environ, starts):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=environ)
+    assert str(info.value).startswith(starts)
+    assert "\n" not in str(info.value)
+
+
+def test_the_test_suites_own_switches_are_not_settings():
+    load_settings(environ={"ETREPO_TEST_STRICT": "1"})
+
+
+def test_a_config_file_that_is_a_folder_or_exits_is_one_clear_line(tmp_path):
+    with pytest.raises(SettingsError, match="is not a file"):
+        load_settings(environ={"ETREPO_CONFIG": str(tmp_path)})
+    exits = tmp_path / "config.py"
+    exits.write_text("import sys\nsys.exit(3)\n")
+    with pytest.raises(SettingsError, match=r"cannot load .*SystemExit: 3"):
+        load_settings(environ={"ETREPO_CONFIG": str(exits)})
