@@ -12,17 +12,18 @@ def generate_code(length: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
-def hash_code(code: str, salt: str) -> str:
-    """A keyed hash of the code. The salt (the request id) makes equal codes hash differently.
+def hash_code(code: str, salt: str, key: str = "") -> str:
+    """An HMAC of the code, keyed by the portal's SECRET_KEY and salted with the request id.
 
-    A 6-digit code has only 10**6 values, so no hash protects it against an offline search;
-    what protects it is the try limit. The hash keeps codes out of backups and logs.
+    A 6-digit code has only 10**6 values: a plain hash in a database file that someone can
+    read would give the code back in a second. Keyed, the stored value is useless without the
+    key, which is not in the database. (The try limit is what protects against guessing online.)
     """
-    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
+    return hmac.new(key.encode(), f"{salt}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def code_matches(code: str, salt: str, stored_hash: str) -> bool:
-    candidate = hash_code(normalize_code(code), salt)
+def code_matches(code: str, salt: str, stored_hash: str, key: str = "") -> bool:
+    candidate = hash_code(normalize_code(code), salt, key)
     return hmac.compare_digest(candidate.encode(), stored_hash.encode())
 
 

@@ -68,3 +68,11 @@ def test_comparison_is_constant_time(monkeypatch):
     assert code_matches("123456", "r", hash_code("123456", "r"))
     assert not code_matches("654321", "r", hash_code("123456", "r"))
     assert len(calls) == 2
+
+
+def test_the_stored_hash_is_useless_without_the_secret_key():
+    """Someone who can read the database cannot search the 10**6 codes without the key."""
+    stored = hash_code("123456", "r", "the-secret-key-of-the-portal")
+    assert stored not in {hash_code(f"{n:06d}", "r") for n in range(123000, 124000)}
+    assert code_matches("123456", "r", stored, "the-secret-key-of-the-portal")
+    assert not code_matches("123456", "r", stored, "another-key-entirely")
