@@ -17,24 +17,19 @@ from flask import Flask, current_app, request
 
 from etrepo.accounts.errors import RateLimited, ServiceError
 from etrepo.accounts.lifecycle import Status
-from etrepo.accounts.validation import (
-    EMAIL_MAX,
-    GITHUB_MAX,
-    INSTITUTION_MAX,
-    NAME_MAX,
-    ValidationError,
-    check_field,
-)
+from etrepo.accounts.validation import ValidationError, check_field
 from etrepo.config import Settings
 from etrepo.dashapps import ids
 
-FIELDS: list[tuple[str, str, str, int, bool]] = [
-    # (field, label, input type, max length, required)
-    ("first_name", "First name", "text", NAME_MAX, True),
-    ("last_name", "Last name", "text", NAME_MAX, True),
-    ("institution", "Institution", "text", INSTITUTION_MAX, True),
-    ("email", "Email", "email", EMAIL_MAX, True),
-    ("github", "GitHub account (optional)", "text", GITHUB_MAX, False),
+# No maxLength on the inputs: the browser would cut a pasted value silently, where the server
+# says "at most N characters".
+FIELDS: list[tuple[str, str, str, bool]] = [
+    # (field, label, input type, required)
+    ("first_name", "First name", "text", True),
+    ("last_name", "Last name", "text", True),
+    ("institution", "Institution", "text", True),
+    ("email", "Email", "email", True),
+    ("github", "GitHub account (optional)", "text", False),
 ]
 FINAL = {Status.ACTIVE, Status.FAILED, Status.REJECTED, Status.EXPIRED}
 
@@ -54,11 +49,11 @@ def _nav(settings: Settings) -> html.Nav:
         ]))
 
 
-def _field(name: str, label: str, kind: str, max_length: int, required: bool) -> dbc.Row:
+def _field(name: str, label: str, kind: str, required: bool) -> dbc.Row:
     return dbc.Row(className="mb-3", children=[
         dbc.Label(label, html_for=ids.field(name), width=3),
         dbc.Col(width=9, children=[
-            dbc.Input(id=ids.field(name), type=kind, maxLength=max_length, required=required,
+            dbc.Input(id=ids.field(name), type=kind, required=required,
                       autoComplete={"first_name": "given-name", "last_name": "family-name",
                                     "email": "email", "institution": "organization"}
                       .get(name, "off")),
@@ -90,8 +85,7 @@ def layout(settings: Settings) -> html.Div:
                 dbc.ModalBody([
                     html.P(id=ids.MODAL_TEXT),
                     dbc.Input(id=ids.CODE, type="text", inputMode="numeric",
-                              autoComplete="one-time-code", maxLength=32,
-                              placeholder="Code from the mail"),
+                              autoComplete="one-time-code", placeholder="Code from the mail"),
                     html.Div(id=ids.CODE_MESSAGE, className="mt-2"),
                 ]),
                 dbc.ModalFooter([
