@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from etrepo.accounts.codes import code_matches, generate_code, hash_code
+from etrepo.accounts.codes import code_matches, generate_code, hash_code, normalize_code
 from etrepo.accounts.errors import CodeDead, Conflict, NotFound, RateLimited, WrongCode
 from etrepo.accounts.lifecycle import DESCRIPTIONS, Status
 from etrepo.accounts.validation import Application, normalize_email, validate_application
@@ -141,8 +142,13 @@ class RequestService:
     def confirm(self, request_id: str, code: str, client_addr: str = "") -> RequestView:
         """Check the code. Every try is counted before the comparison, atomically, so that
         parallel tries cannot exceed the limit."""
-        if not isinstance(code, str) or not code.strip() or len(code) > 64:
+        length = self.settings.CODE_LENGTH
+        if not isinstance(code, str) or not code.strip():
             raise WrongCode("Please enter the code from the mail.", self.settings.CODE_MAX_TRIES)
+        if len(code) > 64 or not re.fullmatch(rf"\d{{{length}}}", normalize_code(code)):
+            # Not a code at all (a typo, a pasted sentence): no try is used up, it cannot match.
+            raise WrongCode(f"The code is the {length} digits in the mail.",
+                            self.settings.CODE_MAX_TRIES)
         outcome: Exception | None = None
         with self.db.session() as session:
             request = self._load(session, request_id)
@@ -173,7 +179,8 @@ class RequestService:
                         "This code can no longer be used after too many wrong tries. "
                         "Ask for a new code."
                     )
-                elif code_matches(code, request.id, request.code_hash or ""):
+                elif code_matches(code, request.id, request.code_hash or "",
+                                      self.settings.SECRET_KEY):
                     request.status = Status.CONFIRMED
                     request.confirmed_at = now
                     request.updated_at = now
@@ -249,7 +256,7 @@ class RequestService:
     # --- internals --------------------------------------------------------------------
     def _new_code(self, session: Session, request: AccountRequest, now: dt.datetime) -> None:
         code = generate_code(self.settings.CODE_LENGTH)
-        request.code_hash = hash_code(code, request.id)
+        request.code_hash = hash_code(code, request.id, self.settings.SECRET_KEY)
         request.code_expires_at = now + dt.timedelta(seconds=self.settings.CODE_TTL)
         request.code_tries = 0
         request.code_sent_at = now

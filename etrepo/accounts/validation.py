@@ -18,6 +18,12 @@ GITHUB_MAX = 39
 
 _NAME_PUNCTUATION = set(" '-.\u2019")  # space, apostrophes, hyphen, period
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+# Host names only (no IP literals): labels of letters, digits and inner hyphens; a top-level
+# domain of letters (or an IDNA 'xn--' label).
+_DOMAIN_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$"
+)
 _GITHUB_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
 
@@ -115,16 +121,21 @@ def _email_field(email: str) -> tuple[str, str | None]:
     if (_has_control(email) or not _EMAIL_RE.match(email) or not email.isprintable()
             or not _mailable(email)):
         return email, "This is not a valid email address (name@institute.org)."
-    if not email.isascii():
+    local, _, domain = email.rpartition("@")
+    if not local.isascii():
         # Internationalised local parts need SMTPUTF8, which few relays offer.
-        local, _, domain = email.partition("@")
-        if not local.isascii():
-            return email, "Please use an address whose part before @ is plain ASCII."
-        try:
-            domain.encode("idna")
-        except UnicodeError:
-            return email, "This is not a valid email domain."
-    return email, None
+        return email, "Please use an address whose part before @ is plain ASCII."
+    if len(local) > 64:
+        return email, "The part before @ is too long: at most 64 characters."
+    try:
+        # One spelling of the domain: 'exämple.org' is stored and mailed as its ASCII
+        # form 'xn--exmple-cua.org', so both spellings are the same address.
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        return email, "This is not a valid email domain."
+    if not _DOMAIN_RE.match(ascii_domain):
+        return email, "This is not a valid email domain (like institute.org)."
+    return f"{local}@{ascii_domain}", None
 
 
 def _github_field(value: str) -> tuple[str, str | None]:

@@ -164,7 +164,9 @@ def get_request(request_id: str) -> Response:
 def confirm_request(request_id: str) -> Response:
     code = _json_body(ConfirmIn).get("code")
     if not isinstance(code, str):
-        raise ValidationError({"code": "Please enter the code from the mail."})
+        raise ValidationError({"code": "Must be text."})
+    if len(code) > 64:
+        raise ValidationError({"code": "Too long: at most 64 characters."})
     return jsonify(_out(_services().requests.confirm(request_id, code, client_addr())))
 
 

@@ -169,3 +169,20 @@ def test_one_field_is_checked_alone_with_the_same_rules_as_the_whole_form():
     assert check_field("email", "not-an-address")[1].startswith("This is not a valid email")
     assert check_field("github", "")[1] is None  # optional
     assert check_field("first_name", 42)[1] == "Must be text."
+
+
+@pytest.mark.parametrize("email", ["a@127.0.0.1", "a@[127.0.0.1]", "a@ex_ample.org",
+                                   "a@-example.org", "a@example.123", "x" * 65 + "@example.org"])
+def test_addresses_no_mail_could_reach_are_refused(email):
+    from etrepo.accounts.validation import check_field
+
+    assert check_field("email", email)[1] is not None
+
+
+def test_both_spellings_of_an_international_domain_are_one_address():
+    from etrepo.accounts.validation import check_field, normalize_email
+
+    unicode_form, _ = check_field("email", "zoe@exämple.org")
+    ascii_form, _ = check_field("email", "Zoe@XN--EXMPLE-CUA.org")
+    assert unicode_form == "zoe@xn--exmple-cua.org"  # stored and mailed in ASCII
+    assert normalize_email(unicode_form) == normalize_email(ascii_form)

@@ -131,7 +131,20 @@ def test_a_code_that_is_not_text_is_a_field_error(client):
     request_id = post_request(client, applicant()).get_json()["id"]
     for code in (123456, None, ["1"]):
         response = client.post(f"{API}/requests/{request_id}/confirm", json={"code": code})
-        assert error_of(response, 422)["fields"] == {"code": "Please enter the code from the mail."}
+        assert error_of(response, 422)["fields"] == {"code": "Must be text."}
+
+
+def test_something_that_is_not_a_code_uses_up_no_try(client, settings):
+    request_id = post_request(client, applicant()).get_json()["id"]
+    for junk in ("abcdef", "12345", "1234567", "x" * 64):
+        body = error_of(client.post(f"{API}/requests/{request_id}/confirm", json={"code": junk}),
+                        400)
+        assert body["message"] == f"The code is the {settings.CODE_LENGTH} digits in the mail."
+    assert error_of(client.post(f"{API}/requests/{request_id}/confirm",
+                                json={"code": "x" * 65}), 422)["fields"] == {
+        "code": "Too long: at most 64 characters."}
+    wrong = client.post(f"{API}/requests/{request_id}/confirm", json={"code": "000000"})
+    assert f"{settings.CODE_MAX_TRIES - 1} tries left" in error_of(wrong, 400)["message"]
 
 
 # --- sizes ------------------------------------------------------------------------------------
