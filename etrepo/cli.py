@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from etrepo import __version__
+from etrepo.accounts.lifecycle import Status
 from etrepo.config import Settings, SettingsError, load_settings
+from etrepo.provisioning.interfaces import ProvisioningError
 
 log = logging.getLogger("etrepo")
 
@@ -30,6 +32,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def _load(overrides: dict[str, Any] | None = None) -> Settings:
@@ -69,11 +72,17 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(revision: str) -> None:
     """Create the schema, or migrate it to REVISION."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from etrepo.db import Database
 
     settings = _load()
     database = Database(settings.database_url)
-    database.upgrade(revision)
+    try:
+        database.upgrade(revision)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"database {_safe_url(database)}: {_one_line(exc)}") from None
     click.echo(f"schema at {revision} in {_safe_url(database)}")
 
 
@@ -95,6 +104,28 @@ def _safe_url(database: Any) -> str:
     return database.engine.url.render_as_string(hide_password=True)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _open_db(settings: Settings) -> Any:
+    """The database, checked: reachable and at the migrations' head. One line otherwise."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from etrepo.db import Database, schema_problem
+
+    database = Database(settings.database_url)
+    try:
+        problem = schema_problem(database)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"database {_safe_url(database)}: {_one_line(exc)}") from None
+    if problem:
+        raise click.ClickException(f"database {_safe_url(database)}: {problem}")
+    return database
+
+
 # --- processes ---------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -114,6 +145,7 @@ def serve(host: str, port: int, threads: int) -> None:
         app = create_app(settings)
     except SettingsError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    _open_db(settings).dispose()  # refuse to serve a database without the schema
     _serve_forever(app, host, port, threads)
 
 
@@ -121,7 +153,10 @@ def _serve_forever(app: Any, host: str, port: int, threads: int,
                    on_ready: Any = None) -> None:
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads, ident="etrepo")
+    try:
+        server = create_server(app, host=host, port=port, threads=threads, ident="etrepo")
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     log.info("portal listening on http://%s:%s/", host, port)
     if on_ready:
         on_ready()
@@ -150,14 +185,16 @@ def worker(once: bool) -> None:
     settings = _load()
     if settings.PROVISIONER == "linux" and os.geteuid() != 0:
         raise click.ClickException("PROVISIONER=linux needs root: run `etrepo worker` as root")
+    database = _open_db(settings)
     try:
-        the_worker = build_worker(settings)
-    except Exception as exc:  # e.g. a configured group that does not exist
-        raise click.ClickException(str(exc)) from None
+        the_worker = build_worker(settings, db=database)
+        the_worker.check()
+    except ProvisioningError as exc:  # e.g. a configured group that does not exist
+        raise click.ClickException(f"configuration: {exc}") from None
     if once:
         jobs = the_worker.process_jobs_once()
         mails = the_worker.delivery.deliver_due()
-        click.echo(f"{jobs} jobs done, {mails} mails delivered")
+        click.echo(f"{jobs} requests finished or failed, {mails} mails sent or given up")
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -180,6 +217,7 @@ def demo(port: int, smtp_port: int, instance: str) -> None:
     from etrepo.provisioning.worker import build_worker
     from etrepo.services import Services
 
+    _check_port_free("127.0.0.1", port)
     folder = Path(instance).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -202,6 +240,10 @@ def demo(port: int, smtp_port: int, instance: str) -> None:
     services = Services.build(settings)
     services.db.upgrade()
     the_worker = build_worker(settings, db=services.db)
+    try:
+        the_worker.check()
+    except ProvisioningError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
     stop = threading.Event()
     thread = threading.Thread(target=the_worker.run, args=(stop,), name="worker", daemon=True)
     thread.start()
@@ -225,6 +267,18 @@ def demo(port: int, smtp_port: int, instance: str) -> None:
         catcher.stop()
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Before starting the catcher and the worker: a busy port is one line, not a traceback."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror} "
+                                       "(is another portal running? try --port)") from None
+
+
 def _instance_secret(folder: Path) -> str:
     path = folder / "secret_key"
     if not path.exists():
@@ -241,17 +295,18 @@ def requests() -> None:
 
 
 @requests.command("list")
-@click.option("--status", default=None, help="Only requests in this state.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--status", default=None, help="Only requests in this state.",
+              type=click.Choice([s.value for s in Status]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000),
+              help="At most this many, newest first.")
 def requests_list(status: str | None, limit: int) -> None:
     """The newest requests, one a line."""
     from sqlalchemy import select
 
-    from etrepo.db import Database
     from etrepo.models import AccountRequest
 
     settings = _load()
-    with Database(settings.database_url).session() as session:
+    with _open_db(settings).session() as session:
         query = select(AccountRequest).order_by(AccountRequest.created_at.desc()).limit(limit)
         if status:
             query = query.where(AccountRequest.status == status)
@@ -266,11 +321,10 @@ def requests_show(request_id: str) -> None:
     """One request with its history."""
     from sqlalchemy import select
 
-    from etrepo.db import Database
     from etrepo.models import AccountRequest, RequestEvent
 
     settings = _load()
-    with Database(settings.database_url).session() as session:
+    with _open_db(settings).session() as session:
         r = session.get(AccountRequest, request_id)
         if r is None:
             raise click.ClickException(f"no request {request_id}")
@@ -287,16 +341,17 @@ def requests_show(request_id: str) -> None:
 @click.argument("request_id")
 def requests_retry(request_id: str) -> None:
     """Put a failed request back in the queue."""
-    from etrepo.accounts.lifecycle import Status
     from etrepo.clock import utcnow
-    from etrepo.db import Database
     from etrepo.models import AccountRequest
 
     settings = _load()
-    with Database(settings.database_url).session() as session:
+    with _open_db(settings).session() as session:
         r = session.get(AccountRequest, request_id)
-        if r is None or r.status != Status.FAILED:
-            raise click.ClickException("only a failed request can be retried")
+        if r is None:
+            raise click.ClickException(f"no request {request_id}")
+        if r.status != Status.FAILED:
+            raise click.ClickException(f"request {request_id} is {r.status}: only a failed "
+                                       "request can be retried")
         r.status, r.attempts, r.next_attempt_at = Status.CONFIRMED, 0, utcnow()
     click.echo(f"request {request_id} queued again")
 
@@ -307,20 +362,21 @@ def outbox_cmd(show_all: bool) -> None:
     """The mail backlog: what waits, why, and what failed for good."""
     from sqlalchemy import select
 
-    from etrepo.db import Database
     from etrepo.mail.outbox import backlog
     from etrepo.models import OutboxMail
 
     settings = _load()
-    with Database(settings.database_url).session() as session:
+    with _open_db(settings).session() as session:
         counts = backlog(session)
         click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "empty")
         query = select(OutboxMail).order_by(OutboxMail.id)
         if not show_all:
             query = query.where(OutboxMail.status != "sent")
         for m in session.scalars(query):
+            when = (f"next try {m.next_attempt_at:%Y-%m-%d %H:%M:%S}" if m.status == "pending"
+                    else f"{m.status} {m.sent_at or m.created_at:%Y-%m-%d %H:%M:%S}")
             click.echo(f"{m.id:6} {m.status:8} {m.kind:13} attempts {m.attempts:3}  {m.to_addr}"
-                       f"  next {m.next_attempt_at:%H:%M:%S}  {m.last_error or ''}")
+                       f"  {when}  {m.last_error or ''}")
 
 
 if __name__ == "__main__":  # pragma: no cover

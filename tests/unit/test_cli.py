@@ -65,9 +65,35 @@ def test_serve_as_a_normal_user_names_the_missing_secret_key(env, no_server, mon
     assert result.output.strip() == (
         "Error: configuration: SECRET_KEY: required outside the demo (set ETREPO_SECRET_KEY)")
     assert no_server == []
+    assert run_cli(["db", "upgrade"], env).exit_code == 0
     started = run_cli(["serve", "--port", "8123"], {**env, "ETREPO_SECRET_KEY": SECRET})
     assert started.exit_code == 0, started.output
     assert [(host, port) for _app, host, port, _threads in no_server] == [("127.0.0.1", 8123)]
+
+
+def test_serve_refuses_a_database_without_schema_in_one_line(env, no_server, monkeypatch):
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    result = run_cli(["serve"], {**env, "ETREPO_SECRET_KEY": SECRET})
+    assert result.exit_code == 1 and no_server == []
+    assert result.output.strip().endswith("no schema yet: run `etrepo db upgrade`")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_database_errors_are_one_line(env):
+    for args in (["requests", "list"], ["outbox"], ["worker", "--once"]):
+        result = run_cli(args, {**env, "ETREPO_DATABASE_URL":
+                                "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+        assert result.exit_code == 1, args
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: database postgresql"), lines
+
+
+def test_requests_cli_names_what_is_wrong(env):
+    assert run_cli(["db", "upgrade"], env).exit_code == 0
+    assert "no request nope" in run_cli(["requests", "retry", "nope"], env).output
+    bogus = run_cli(["requests", "list", "--status", "bogus"], env)
+    assert bogus.exit_code == 2 and "awaiting_confirmation" in bogus.output
+    assert run_cli(["requests", "list", "--limit", "-1"], env).exit_code == 2
 
 
 def test_serve_refuses_root(env, no_server, monkeypatch):
@@ -96,3 +122,11 @@ def test_outbox_of_an_empty_database(env):
     run_cli(["db", "upgrade"], env)
     result = run_cli(["outbox"], env)
     assert result.exit_code == 0 and result.output.strip() == "empty"
+
+
+def test_worker_refuses_to_start_with_a_group_that_does_not_exist(env):
+    assert run_cli(["db", "upgrade"], env).exit_code == 0
+    result = run_cli(["worker", "--once"], {**env, "ETREPO_USER_GROUPS": "etqnosuchgroup"})
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: configuration: group 'etqnosuchgroup' does not exist")
