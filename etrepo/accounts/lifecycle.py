@@ -56,8 +56,8 @@ DESCRIPTIONS: dict[Status, str] = {
     Status.ACTIVE: "Your account is ready: check your mail for your login credentials.",
     Status.FAILED: "We could not create your account. The maintainers have been told.",
     Status.REJECTED: "Your request was not approved.",
-    Status.EXPIRED: "This request expired before the email address was confirmed. "
-    "Please submit a new request.",
+    Status.EXPIRED: "This request is closed: it was replaced by a newer request, or its "
+    "email address was not confirmed in time. Submit the form again if you still need an account.",
 }
 
 

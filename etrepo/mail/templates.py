@@ -53,3 +53,22 @@ def credentials_mail(
         "Please delete this mail afterwards.\n"
     )
     return subject, body + _footer(settings)
+
+
+def failure_report(settings: Settings, request_id: str, name: str, email: str,
+                   attempts: int, reason: str) -> tuple[str, str]:
+    """To the maintainers, once, when a request has failed for good."""
+    subject = f"[{settings.SITE_NAME}] Account request failed: {name}"
+    body = (
+        f"The account for {name} <{email}> could not be created after {attempts} attempts.\n"
+        "\n"
+        f"Reason: {reason}\n"
+        "\n"
+        "To see its history and retry it once the cause is fixed:\n"
+        "\n"
+        f"    etrepo requests show {request_id}\n"
+        f"    etrepo requests retry {request_id}\n"
+        "\n"
+        f"The applicant sees: {settings.BASE_URL.rstrip('/')}/requests/{request_id}\n"
+    )
+    return subject, body + _footer(settings)

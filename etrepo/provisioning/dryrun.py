@@ -38,6 +38,11 @@ class DryRunProvisioner:
         self._created: dict[str, AccountSpec] = {}  # username -> spec "created" here
         self._lock = threading.Lock()
 
+    def preflight(self, groups: tuple[str, ...], shell: str) -> None:
+        # The same checks as the real backend, less root: a dry run shows what would fail.
+        linux.check_groups(groups)
+        linux.check_shell(shell)
+
     def name_taken(self, name: str) -> bool:
         with self._lock:
             if name in self._created:

@@ -26,6 +26,12 @@ class ProvisioningError(Exception):
 class Provisioner(Protocol):
     name: str
 
+    def preflight(self, groups: tuple[str, ...], shell: str) -> None:
+        """Raise ProvisioningError if accounts with these settings cannot be made here (a
+        missing group, a shell that does not exist, no privilege): checked at worker start,
+        so a wrong setting stops the worker instead of failing every request."""
+        ...
+
     def name_taken(self, name: str) -> bool:
         """True if ``name`` is an existing user or group on the system."""
         ...

@@ -284,6 +284,11 @@ class LinuxProvisioner:
 
     name = "linux"
 
+    def preflight(self, groups: tuple[str, ...], shell: str) -> None:
+        require_root()
+        check_groups(groups)
+        check_shell(shell)
+
     def name_taken(self, name: str) -> bool:
         return name_exists(name)
 

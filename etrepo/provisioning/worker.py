@@ -49,6 +49,10 @@ class Worker:
                                               self.owner)
         self.requests = RequestService(db, settings, clock)
 
+    def check(self) -> None:
+        """Raise ProvisioningError if the settings cannot work on this machine."""
+        self.provisioner.preflight(self.settings.user_groups, self.settings.USER_SHELL)
+
     # --- jobs ---------------------------------------------------------------------------
     def process_jobs_once(self, limit: int = 20) -> int:
         """Provision every due confirmed request; returns how many were finished or failed."""
@@ -173,6 +177,15 @@ class Worker:
             if request.attempts >= self.settings.PROVISION_MAX_ATTEMPTS:
                 request.status = Status.FAILED
                 add_event(session, request.id, now, "failed", reason)
+                # Told once, in the same transaction as the failure: no failure goes unreported
+                # and a rerun does not report it twice.
+                subject, body = templates.failure_report(
+                    self.settings, request.id, request.display_name, request.email,
+                    request.attempts, reason)
+                outbox.enqueue(session, now, kind="failure-report",
+                               to_addr=self.settings.maintainers_email,
+                               to_name=f"{self.settings.SITE_NAME} maintainers",
+                               subject=subject, body=body, request_id=request.id)
                 log.error("request %s failed for good after %d attempts: %s", request.id,
                           request.attempts, reason)
             else:

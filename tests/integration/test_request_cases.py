@@ -284,7 +284,7 @@ def test_case5_stale_unconfirmed_requests_are_purged_and_the_address_is_free(
     assert services.requests.expire_stale() == 1
     state = get_request(client, request_id)
     assert state["status"] == "expired"
-    assert "submit a new request" in state["description"]
+    assert "Submit the form again" in state["description"]
     dead = post_confirm(client, request_id, "123456")
     assert dead.status_code == 410 and "submit the form again" in dead.get_json()["message"]
     assert post_request(client, data).status_code == 201

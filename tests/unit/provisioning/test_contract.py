@@ -95,3 +95,13 @@ def test_dry_run_remembers_its_own_accounts_only(spec):
     one.create_account(spec)
     assert one.name_taken(spec.username)
     assert not other.name_taken(spec.username)  # e.g. the next test's fresh provisioner
+
+
+def test_preflight_refuses_settings_that_cannot_work(provisioner, spawned):
+    """Checked at worker start: a missing group or shell stops the worker, not every request."""
+    provisioner.preflight((), "/bin/bash")
+    with pytest.raises(ProvisioningError, match="group 'etqnosuchgroup' does not exist"):
+        provisioner.preflight(("etqnosuchgroup",), "/bin/bash")
+    with pytest.raises(ProvisioningError, match="shell"):
+        provisioner.preflight((), "/nonexistent/shell")
+    assert spawned == []  # lookups only, no command

@@ -114,6 +114,12 @@ def test_a_failing_provisioner_is_retried_after_a_backoff_then_failed(
     worker.delivery.deliver_due()
     assert credentials(transport, data["email"]) == []
     assert count(db, OutboxMail, OutboxMail.kind == "credentials") == 0
+    # The maintainers are told, once, with the reason and what to run.
+    reports = [m for m in transport.sent if m.to_addr == settings.maintainers_email]
+    assert len(reports) == 1
+    assert reports[0].subject == f"[{settings.SITE_NAME}] Account request failed: Aurélien Lefèvre"
+    assert "useradd: group 'etusers' does not exist" in reports[0].body
+    assert f"etrepo requests retry {request_id}" in reports[0].body
 
 
 def test_a_row_with_a_bad_name_never_reaches_the_provisioner_and_ends_failed(
