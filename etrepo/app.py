@@ -66,7 +66,7 @@ def _register_error_pages(app: Flask) -> None:
         return request.path.startswith("/api/") or request.path.startswith("/request/_dash")
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int] | Response:
+    def http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
         message = {
             404: "There is no such page.",
@@ -74,8 +74,15 @@ def _register_error_pages(app: Flask) -> None:
             413: f"The request is too large (at most {app.config['MAX_CONTENT_LENGTH']} bytes).",
         }.get(code, exc.description or exc.name)
         if wants_json():
-            return error_response(code, exc.name.lower().replace(" ", "_"), message)
-        return render_template("error.html", code=code, title=exc.name, message=message), code
+            response = error_response(code, exc.name.lower().replace(" ", "_"), message)
+        else:
+            response = app.make_response(
+                (render_template("error.html", code=code, title=exc.name, message=message), code))
+        # The exception's own headers (405's Allow, 401's WWW-Authenticate, ...), not its body's.
+        for name, value in exc.get_headers(request.environ):
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> tuple[str, int] | Response:
