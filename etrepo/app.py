@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 from flask import Flask, Response, render_template, request
@@ -14,6 +15,10 @@ from etrepo.config import Settings, SettingsError
 from etrepo.services import Services
 
 log = logging.getLogger(__name__)
+
+# The same words as `etrepo serve`.
+ROOT_REFUSED = ("refusing to run the web process as root: run it as an unprivileged user "
+                "(deploy/etrepo-web.service uses User=etrepo)")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -95,7 +100,10 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def create_app_from_env() -> Flask:
-    """For WSGI servers: ``gunicorn 'etrepo.app:create_app_from_env()'``."""
+    """For WSGI servers: ``gunicorn 'etrepo.app:create_app_from_env()'``. Refuses root, as
+    ``etrepo serve`` does: the web process faces the network and needs no privilege."""
+    if os.geteuid() == 0:
+        raise SettingsError(ROOT_REFUSED)
     from etrepo.config import load_settings
 
     return create_app(load_settings())
