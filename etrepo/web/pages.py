@@ -18,6 +18,18 @@ bp = Blueprint("pages", __name__)
 
 FINAL = {Status.ACTIVE, Status.FAILED, Status.REJECTED, Status.EXPIRED}
 
+# The status badge in words; the raw value stays in its data-status attribute for machines.
+STATUS_LABELS: dict[Status, str] = {
+    Status.AWAITING_CONFIRMATION: "Awaiting confirmation",
+    Status.CONFIRMED: "Confirmed",
+    Status.AWAITING_APPROVAL: "Awaiting approval",
+    Status.PROVISIONING: "Account being created",
+    Status.ACTIVE: "Active",
+    Status.FAILED: "Failed",
+    Status.REJECTED: "Not approved",
+    Status.EXPIRED: "Closed",
+}
+
 
 @bp.get("/")
 def home() -> str:
@@ -31,7 +43,9 @@ def request_status(request_id: str) -> str:
         view = services.requests.get(request_id)
     except NotFound:
         abort(404)
-    return render_template("status.html", view=view, refresh=Status(view.status) not in FINAL)
+    status = Status(view.status)
+    return render_template("status.html", view=view, status_label=STATUS_LABELS[status],
+                           refresh=status not in FINAL)
 
 
 @bp.get("/healthz")

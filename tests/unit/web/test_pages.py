@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
+from html.parser import HTMLParser
 
+import pytest
+
+from etrepo.accounts.lifecycle import Status
 from etrepo.models import AccountRequest
 from tests.support.portal import applicant, latest_code, post_confirm, post_request
 
 MARKUP = "<img src=x onerror=alert(1)>"
+
+
+class _Element(HTMLParser):
+    """The attributes and the text of the element with a given id."""
+
+    def __init__(self, element_id: str) -> None:
+        super().__init__()
+        self.element_id, self.attrs, self.text, self._depth = element_id, None, "", 0
+
+    def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+        if self._depth:
+            self._depth += 1
+        elif dict(attrs).get("id") == self.element_id:
+            self.attrs, self._depth = dict(attrs), 1
+
+    def handle_endtag(self, tag):  # type: ignore[no-untyped-def]
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data):  # type: ignore[no-untyped-def]
+        if self._depth:
+            self.text += data
+
+
+def element(html: str, element_id: str) -> tuple[dict[str, str], str]:
+    parser = _Element(element_id)
+    parser.feed(html)
+    assert parser.attrs is not None, f"no #{element_id}"
+    return parser.attrs, parser.text.strip()
 
 
 def test_status_page_shows_the_name_as_typed(client):
@@ -17,8 +50,23 @@ def test_status_page_shows_the_name_as_typed(client):
     html = page.get_data(as_text=True)
     assert "Aurélien Lefèvre" in html
     assert "INFN Pisa" in html
-    assert "awaiting_confirmation" in html
+    # The badge in words for the applicant, the raw value for machines.
+    attrs, text = element(html, "status")
+    assert (text, attrs["data-status"]) == ("Awaiting confirmation", "awaiting_confirmation")
     assert 'http-equiv="refresh"' in html  # keeps itself up to date while waiting
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_has_a_label_on_the_badge(client, db, clock, status):
+    request_id = post_request(client, applicant()).get_json()["id"]
+    with db.session() as session:
+        row = session.get(AccountRequest, request_id)
+        row.status, row.email_claim = status.value, None
+        row.updated_at = clock.now() + dt.timedelta(seconds=1)
+    attrs, text = element(client.get(f"/requests/{request_id}").get_data(as_text=True),
+                          "status")
+    assert attrs["data-status"] == status.value
+    assert text and "_" not in text and text[0].isupper() and text != status.value
 
 
 def test_status_page_shows_markup_as_text(client, db):
