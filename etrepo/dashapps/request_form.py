@@ -39,10 +39,12 @@ def _nav(settings: Settings) -> html.Nav:
     links = [("Home", "/"), ("Request an account", "/request/"),
              ("Go to JupyterHub", settings.JUPYTERHUB_URL),
              ("Documentation", settings.DOCS_URL), ("Contacts", settings.CONTACTS_URL)]
+    # flex-wrap (as in templates/_nav.html): on a phone the links wrap onto more lines instead
+    # of running off the screen (no Bootstrap JS is loaded, so no collapse toggler).
     return html.Nav(className="navbar navbar-expand navbar-dark bg-dark", children=html.Div(
-        className="container", children=[
+        className="container flex-wrap", children=[
             html.A(settings.SITE_NAME, href="/", className="navbar-brand"),
-            html.Ul(className="navbar-nav", children=[
+            html.Ul(className="navbar-nav flex-wrap", children=[
                 html.Li(html.A(text, href=href, className="nav-link"), className="nav-item")
                 for text, href in links
             ]),

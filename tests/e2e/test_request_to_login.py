@@ -297,11 +297,11 @@ def open_tabs(browser: Browser, start_portal) -> Iterator[Callable[[Portal], Tab
     connections are closed before the servers stop.)"""
     contexts: list[BrowserContext] = []
 
-    def make(portal: Portal) -> Tabs:
+    def make(portal: Portal, width: int = 1100, height: int = 900) -> Tabs:
         # Reduced motion: Bootstrap then shows the modal without a fade, so screenshots and
         # visibility checks see it whole.
         context = browser.new_context(reduced_motion="reduce",
-                                      viewport={"width": 1100, "height": 900})
+                                      viewport={"width": width, "height": height})
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         return Tabs(context, portal.url)
@@ -729,3 +729,36 @@ def test_send_a_new_code_waits_for_the_cooldown_and_kills_the_old_code(start_por
     (request,) = portal.requests_for(email)
     assert request.status != Status.AWAITING_CONFIRMATION
     assert tabs.dialogs == []
+
+
+# === 6. a phone's width ==========================================================================
+
+
+PHONE = (390, 800)
+
+
+def test_pages_fit_a_phone_without_sideways_scrolling(start_portal, open_tabs):
+    """At 390 px the navigation wraps instead of running off the screen: no horizontal
+    scrollbar, and every link (Documentation and Contacts too) is on the screen."""
+    portal = start_portal()
+    view = portal.services.requests.submit(
+        {"first_name": "Elena", "last_name": "Fabbri", "institution": "INFN Napoli",
+         "email": unique_email("phone")}, "127.0.0.1")
+    width, height = PHONE
+    tabs = open_tabs(portal, width=width, height=height)
+    for name, path in [("home", "/"), ("form", "/request/"), ("status", f"/requests/{view.id}")]:
+        page = open_form(tabs) if path == "/request/" else tabs.open(path)
+        links = page.locator("nav .nav-link")
+        expect(links).to_have_count(5)
+        page.screenshot(path=f"/tmp/e2e-phone-{name}.png", full_page=True)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width, (name, scroll_width)
+        for link in links.all():
+            expect(link).to_be_visible()
+            box = link.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (
+                name, link.text_content(), box)
+    # On a wide screen the navigation stays one row.
+    for page in (open_form(open_tabs(portal)), open_tabs(portal).open("/")):
+        tops = {round(link.bounding_box()["y"]) for link in page.locator("nav .nav-link").all()}
+        assert len(tops) == 1, (page.url, tops)
