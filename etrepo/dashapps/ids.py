@@ -15,6 +15,7 @@ CODE = "verify-code"
 CODE_MESSAGE = "verify-message"
 CONFIRM = "verify-confirm"
 RESEND = "verify-resend"
+CHANGE_DETAILS = "verify-change-details"
 
 
 def field(name: str) -> str:

@@ -91,6 +91,9 @@ def layout(settings: Settings) -> html.Div:
                     html.Div(id=ids.CODE_MESSAGE, className="mt-2"),
                 ]),
                 dbc.ModalFooter([
+                    # On the left (me-auto), apart from the two buttons about the code.
+                    dbc.Button("Change my details", id=ids.CHANGE_DETAILS, color="secondary",
+                               outline=True, n_clicks=0, className="me-auto"),
                     dbc.Button("Send a new code", id=ids.RESEND, color="link", n_clicks=0),
                     dbc.Button("Confirm", id=ids.CONFIRM, color="primary", n_clicks=0),
                 ]),
@@ -161,6 +164,13 @@ def confirm(n_clicks: int, n_submit: int, code: str | None, request_id: str | No
     except ServiceError as exc:
         return dbc.Alert(exc.message, color="danger", className="mb-0"), True, True, no_update
     return "", False, False, progress_panel(view)
+
+
+def change_details(n_clicks: int) -> tuple[bool, bool, str, str, None]:
+    """Back to the form to correct a detail (a mistyped address): nothing is reserved before
+    the address is confirmed, so the applicant simply submits again.
+    Returns: modal open, submit disabled, code message, code, request id."""
+    return False, False, "", "", None
 
 
 def resend(n_clicks: int, request_id: str | None) -> Any:
@@ -246,6 +256,15 @@ def init_app(server: Flask, settings: Settings) -> Dash:
         State(ids.REQUEST_ID, "data"),
         prevent_initial_call=True,
     )(confirm)
+    dash_app.callback(
+        Output(ids.MODAL, "is_open", allow_duplicate=True),
+        Output(ids.SUBMIT, "disabled", allow_duplicate=True),
+        Output(ids.CODE_MESSAGE, "children", allow_duplicate=True),
+        Output(ids.CODE, "value"),
+        Output(ids.REQUEST_ID, "data", allow_duplicate=True),
+        Input(ids.CHANGE_DETAILS, "n_clicks"),
+        prevent_initial_call=True,
+    )(change_details)
     dash_app.callback(
         Output(ids.CODE_MESSAGE, "children", allow_duplicate=True),
         Input(ids.RESEND, "n_clicks"),

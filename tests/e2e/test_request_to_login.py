@@ -10,7 +10,8 @@ No test waits with a sleep: Playwright's auto-waiting ``expect`` is used for the
 deterministic instead of lucky: :class:`HeldProvisioner` keeps the worker in "provisioning" until
 the page has shown it, and :class:`SubmitBarrier` lets three submits reach the service together.
 
-Screenshots for a human: /tmp/e2e-modal.png (the code modal) and /tmp/e2e-ready.png (ready).
+Screenshots for a human: /tmp/e2e-modal.png (the code modal), /tmp/e2e-ready.png (ready),
+/tmp/e2e-change-details.png (the modal's way back to the form) and /tmp/e2e-phone-*.png (390 px).
 """
 
 from __future__ import annotations
@@ -728,6 +729,54 @@ def test_send_a_new_code_waits_for_the_cooldown_and_kills_the_old_code(start_por
     expect(by_id(page, ids.STATUS_TEXT)).to_be_visible()
     (request,) = portal.requests_for(email)
     assert request.status != Status.AWAITING_CONFIRMATION
+    assert tabs.dialogs == []
+
+
+def test_change_my_details_after_a_typo_mails_the_code_to_the_new_address(start_portal,
+                                                                          open_tabs):
+    """The applicant sees a typo in the address the modal names: "Change my details" closes
+    the modal, the form is as they left it, and submitting the corrected address mails a
+    code there, and that code confirms."""
+    portal = start_portal()
+    tabs = open_tabs(portal)
+    page = open_form(tabs)
+    typo, email = unique_email("fabio.rosi"), unique_email("fabio.rossi")
+    fill_form(page, first_name="Fabio", last_name="Rossi", institution="INFN Genova",
+              email=typo)
+    by_id(page, ids.SUBMIT).click()
+    modal, text = by_id(page, ids.MODAL), by_id(page, ids.MODAL_TEXT)
+    expect(modal).to_be_visible()
+    expect(text).to_contain_text(f"We have sent a code to {typo}")
+    portal.wait_mail(typo, CONFIRMATION_SUBJECT)
+    expect(by_id(page, ids.SUBMIT)).to_be_disabled()
+
+    change = by_id(page, ids.CHANGE_DETAILS)
+    expect(change).to_have_text("Change my details")
+    footer = [b.get_attribute("id") for b in page.locator(".modal-footer button").all()]
+    assert footer[0] == ids.CHANGE_DETAILS  # on the left
+    page.screenshot(path="/tmp/e2e-change-details.png")
+    change.click()
+    expect(modal).to_be_hidden()
+    expect(by_id(page, ids.SUBMIT)).to_be_enabled()
+    expect(by_id(page, ids.field("email"))).to_have_value(typo)  # the details are kept
+    expect(by_id(page, ids.field("last_name"))).to_have_value("Rossi")
+
+    fill_form(page, email=email)
+    by_id(page, ids.SUBMIT).click()
+    expect(modal).to_be_visible()
+    expect(text).to_contain_text(f"We have sent a code to {email}")
+    expect(text).not_to_contain_text(typo)
+    code = code_from(body_of(portal.wait_mail(email, CONFIRMATION_SUBJECT)))
+    assert len(portal.mails_to(typo)) == 1 and len(portal.mails_to(email)) == 1
+
+    by_id(page, ids.CODE).fill(code)
+    by_id(page, ids.CONFIRM).click()
+    expect(modal).to_be_hidden()
+    expect(by_id(page, ids.STATUS_TEXT)).to_be_visible()
+    (request,) = portal.requests_for(email)
+    assert request.status != Status.AWAITING_CONFIRMATION
+    (mistyped,) = portal.requests_for(typo)
+    assert mistyped.status == Status.AWAITING_CONFIRMATION  # never confirmed: it lapses
     assert tabs.dialogs == []
 
 
