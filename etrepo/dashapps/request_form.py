@@ -9,17 +9,21 @@ and the factory builds many apps in one process, in tests and in the demo.)
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from flask import Flask, current_app, request
+from flask import Flask, abort, current_app, request
 
 from etrepo.accounts.errors import RateLimited, ServiceError
 from etrepo.accounts.lifecycle import Status
 from etrepo.accounts.validation import ValidationError, check_field
 from etrepo.config import Settings
 from etrepo.dashapps import ids
+
+log = logging.getLogger(__name__)
 
 # No maxLength on the inputs: the browser would cut a pasted value silently, where the server
 # says "at most N characters".
@@ -213,6 +217,79 @@ def progress_panel(view: Any) -> dbc.Alert:
     ])
 
 
+# --- the callback endpoint's gate ------------------------------------------------------------
+# The type of every property a callback reads (null is always allowed: a value not set yet).
+VALUE_TYPES: dict[str, type] = {
+    "n_clicks": int, "n_blur": int, "n_submit": int, "n_intervals": int,
+    "value": str, "data": str,
+}
+
+
+def callback_problem(callback_map: Mapping[str, Any], body: Any) -> str | None:
+    """What is wrong with the body of a ``_dash-update-component`` request, or None when it
+    names one of the app's callbacks with exactly the outputs, inputs and states that callback
+    declares, each value of its property's type. Dash itself trusts the body: anything else
+    would end in a KeyError or TypeError inside Dash or a callback, that is a 500."""
+    if not isinstance(body, dict):
+        return "The body must be a JSON object."
+    output = body.get("output")
+    if not isinstance(output, str) or output not in callback_map:
+        return "There is no such callback."
+    spec = callback_map[output]
+    declared = spec["output"] if isinstance(spec["output"], list) else [spec["output"]]
+    outputs = body.get("outputs")
+    given = outputs if isinstance(spec["output"], list) else [outputs]
+    if not isinstance(given, list) or [_dependency(o, duplicate_suffix=True) for o in given] \
+            != [(o.component_id, o.component_property) for o in declared]:
+        return "'outputs' does not match the callback."
+    for key in ("inputs", "state"):
+        items = body.get(key, [])
+        if not isinstance(items, list) or [_dependency(i) for i in items] \
+                != [(d["id"], d["property"]) for d in spec[key]]:
+            return f"'{key}' does not match the callback."
+        for item in items:
+            value, kind = item.get("value"), VALUE_TYPES[item["property"]]
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                return f"{item['id']}.{item['property']} must be {kind.__name__} or null."
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "'changedPropIds' must be a list of strings."
+    return None
+
+
+def _dependency(item: Any, duplicate_suffix: bool = False) -> tuple[Any, Any] | None:
+    """(id, property) of one output, input or state in a callback request."""
+    if not isinstance(item, dict):
+        return None
+    prop = item.get("property")
+    if duplicate_suffix and isinstance(prop, str):  # "children@<hash>" for allow_duplicate
+        prop = prop.partition("@")[0]
+    return item.get("id"), prop
+
+
+def _guard(server: Flask, dash_app: Dash) -> None:
+    """Dash trusts callback bodies: 400 for a malformed one, before Dash reads it."""
+    update = dash_app.config.routes_pathname_prefix + "_dash-update-component"
+    if update not in server.view_functions:  # a Dash upgrade renamed it: say so at start
+        raise RuntimeError(f"Dash route not found: {update}")
+    for spec in dash_app.callback_map.values():
+        for dependency in spec["inputs"] + spec["state"]:
+            if dependency["property"] not in VALUE_TYPES:
+                raise RuntimeError(f"no value type for {dependency}: add it to VALUE_TYPES")
+
+    @server.before_request
+    def guard_dash_routes() -> None:
+        if request.endpoint == update and request.method == "POST":
+            try:
+                body = request.get_json(silent=True)  # 413 itself when the body is too large
+            except RecursionError:  # nested deeper than the parser goes
+                body = None
+            problem = callback_problem(dash_app.callback_map, body)
+            if problem:
+                log.warning("refused a form callback from %s: %s", request.remote_addr, problem)
+                abort(400, description=problem)
+
+
 # --- wiring ---------------------------------------------------------------------------------
 def init_app(server: Flask, settings: Settings) -> Dash:
     dash_app = Dash(
@@ -278,4 +355,5 @@ def init_app(server: Flask, settings: Settings) -> Dash:
         State(ids.REQUEST_ID, "data"),
         prevent_initial_call=True,
     )(poll)
+    _guard(server, dash_app)
     return dash_app
