@@ -16,6 +16,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask, abort, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from etrepo.accounts.errors import RateLimited, ServiceError
 from etrepo.accounts.lifecycle import Status
@@ -268,18 +269,39 @@ def _dependency(item: Any, duplicate_suffix: bool = False) -> tuple[Any, Any] | 
 
 
 def _guard(server: Flask, dash_app: Dash) -> None:
-    """Dash trusts callback bodies: 400 for a malformed one, before Dash reads it."""
-    update = dash_app.config.routes_pathname_prefix + "_dash-update-component"
-    if update not in server.view_functions:  # a Dash upgrade renamed it: say so at start
-        raise RuntimeError(f"Dash route not found: {update}")
+    """Dash answers any GET under its prefix with the form, serves its hot-reload endpoint in
+    production too, and trusts callback bodies. Here: 404 for paths Dash does not serve on its
+    own, 404 for ``_reload-hash`` unless hot reload is on, 400 for a malformed callback."""
+    prefix = dash_app.config.routes_pathname_prefix
+    catchall, reload_hash = prefix + "<path:path>", prefix + "_reload-hash"
+    update = prefix + "_dash-update-component"
+    missing = {catchall, reload_hash, update} - set(server.view_functions)
+    if missing:  # a Dash upgrade renamed its routes: say so at start, not with a wide-open form
+        raise RuntimeError(f"Dash routes not found: {sorted(missing)}")
     for spec in dash_app.callback_map.values():
         for dependency in spec["inputs"] + spec["state"]:
             if dependency["property"] not in VALUE_TYPES:
                 raise RuntimeError(f"no value type for {dependency}: add it to VALUE_TYPES")
 
+    def endpoint() -> str | None:
+        if request.endpoint is not None:
+            return request.endpoint
+        if isinstance(request.routing_exception, MethodNotAllowed):
+            # A POST to /request/anything fails on the catch-all's methods: still a 404.
+            try:
+                return server.url_map.bind_to_environ(request.environ).match(method="GET")[0]
+            except HTTPException:
+                return None
+        return None
+
     @server.before_request
     def guard_dash_routes() -> None:
-        if request.endpoint == update and request.method == "POST":
+        if not request.path.startswith(prefix):
+            return
+        name = endpoint()
+        if name == catchall or (name == reload_hash and not _hot_reload(dash_app)):
+            abort(404)
+        if name == update and request.method == "POST":
             try:
                 body = request.get_json(silent=True)  # 413 itself when the body is too large
             except RecursionError:  # nested deeper than the parser goes
@@ -288,6 +310,10 @@ def _guard(server: Flask, dash_app: Dash) -> None:
             if problem:
                 log.warning("refused a form callback from %s: %s", request.remote_addr, problem)
                 abort(400, description=problem)
+
+
+def _hot_reload(dash_app: Dash) -> bool:
+    return bool(getattr(dash_app, "_dev_tools", {}).get("hot_reload"))
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from etrepo.dashapps import ids, request_form
 
@@ -198,3 +199,25 @@ def test_an_exception_in_our_callback_is_still_a_logged_500(client, caplog, monk
     (record,) = errors_logged(caplog)
     assert record.levelno == logging.ERROR and record.exc_info
     assert "the validation broke" in str(record.exc_info[1])
+
+
+# --- only Dash's own routes under /request/ ------------------------------------------------
+@pytest.mark.parametrize("method, path", [
+    ("GET", "anything"), ("GET", "a/b/c"), ("HEAD", "anything"), ("POST", "anything"),
+    ("PUT", "x"), ("GET", "_dash-update-component"), ("GET", "_reload-hash"),
+    ("POST", "_reload-hash"), ("GET", "_dash-component-suites"),
+])
+def test_paths_under_the_form_that_dash_does_not_serve_are_404(client, method, path):
+    response = client.open(FORM + path, method=method)
+    assert response.status_code == 404
+    assert "react-entry-point" not in response.get_data(as_text=True)
+
+
+def test_reload_hash_answers_when_hot_reload_is_on(settings, services):
+    # Dash's development server turns hot reload on (`debug=True`); the portal never does.
+    server = Flask(__name__)
+    server.extensions["etrepo"] = services
+    dash_app = request_form.init_app(server, settings)
+    assert server.test_client().get(FORM + "_reload-hash").status_code == 404
+    dash_app._dev_tools.hot_reload = True
+    assert server.test_client().get(FORM + "_reload-hash").status_code == 200
