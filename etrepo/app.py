@@ -6,9 +6,8 @@ import logging
 import os
 import secrets
 
-from dash.exceptions import DependencyException
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from etrepo.clock import Clock
@@ -89,13 +88,6 @@ def _register_error_pages(app: Flask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response
-
-    @app.errorhandler(DependencyException)
-    def unknown_dash_asset(exc: DependencyException) -> Response:
-        # Dash's answer to /request/_dash-component-suites/<anything not registered>: a 404
-        # like any other missing file, not a 500 with a traceback.
-        log.info("no such Dash asset: %r", request.path)
-        return http_error(NotFound())
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> tuple[str, int] | Response:

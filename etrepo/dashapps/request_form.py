@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash.exceptions import DependencyException
 from flask import Flask, abort, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -275,9 +276,11 @@ def _guard(server: Flask, dash_app: Dash) -> None:
     prefix = dash_app.config.routes_pathname_prefix
     catchall, reload_hash = prefix + "<path:path>", prefix + "_reload-hash"
     update = prefix + "_dash-update-component"
-    missing = {catchall, reload_hash, update} - set(server.view_functions)
+    suites = prefix + "_dash-component-suites/<string:package_name>/<path:fingerprinted_path>"
+    missing = {catchall, reload_hash, update, suites} - set(server.view_functions)
     if missing:  # a Dash upgrade renamed its routes: say so at start, not with a wide-open form
         raise RuntimeError(f"Dash routes not found: {sorted(missing)}")
+    server.view_functions[suites] = _asset_or_404(server.view_functions[suites])
     for spec in dash_app.callback_map.values():
         for dependency in spec["inputs"] + spec["state"]:
             if dependency["property"] not in VALUE_TYPES:
@@ -310,6 +313,21 @@ def _guard(server: Flask, dash_app: Dash) -> None:
             if problem:
                 log.warning("refused a form callback from %s: %s", request.remote_addr, problem)
                 abort(400, description=problem)
+
+
+def _asset_or_404(serve: Callable[..., Any]) -> Callable[..., Any]:
+    """Dash raises DependencyException for a path it did not register and FileNotFoundError
+    for one it registered but does not ship (some source maps): both are a 404, not a 500."""
+
+    @functools.wraps(serve)
+    def serve_or_404(**kwargs: Any) -> Any:
+        try:
+            return serve(**kwargs)
+        except (DependencyException, FileNotFoundError) as exc:
+            log.info("no such Dash asset: %r (%s)", request.path, type(exc).__name__)
+            abort(404)
+
+    return serve_or_404
 
 
 def _hot_reload(dash_app: Dash) -> bool:

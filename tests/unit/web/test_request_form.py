@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pkgutil
 import re
 from collections.abc import Callable
 from typing import Any
@@ -93,6 +94,23 @@ def test_unknown_dash_assets_are_404_and_no_traceback(client, caplog, path):
     response = client.get(FORM + path)
     assert response.status_code == 404
     assert response.get_json()["error"] == "not_found"
+    assert errors_logged(caplog) == []
+
+
+def test_a_registered_asset_missing_on_disk_is_404_and_no_traceback(client, caplog,
+                                                                     monkeypatch):
+    """Dash registers source maps it does not always ship (dash_renderer.min.js.map): the
+    browser's developer tools ask for them."""
+    script = re.findall(r'src="(/request/_dash-component-suites/[^"]+)"',
+                        client.get(FORM).get_data(as_text=True))[0]
+
+    def not_shipped(package: str, resource: str) -> bytes:
+        raise FileNotFoundError(resource)
+
+    monkeypatch.setattr(pkgutil, "get_data", not_shipped)
+    caplog.set_level(logging.INFO)
+    response = client.get(script)
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
     assert errors_logged(caplog) == []
 
 
