@@ -133,12 +133,10 @@ def _open_db(settings: Settings) -> Any:
 @click.option("--threads", default=8, show_default=True, help="Worker threads.")
 def serve(host: str, port: int, threads: int) -> None:
     """Run the web application with waitress (production: gunicorn, see deploy/)."""
+    from etrepo.app import ROOT_REFUSED, create_app
+
     if os.geteuid() == 0:
-        raise click.ClickException(
-            "refusing to run the web process as root: run it as an unprivileged user "
-            "(deploy/etrepo-web.service uses User=etrepo)"
-        )
-    from etrepo.app import create_app
+        raise click.ClickException(ROOT_REFUSED)
 
     settings = _load()
     try:

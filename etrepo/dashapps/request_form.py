@@ -334,9 +334,19 @@ def _hot_reload(dash_app: Dash) -> bool:
     return bool(getattr(dash_app, "_dev_tools", {}).get("hot_reload"))
 
 
+class _PortalDash(Dash):
+    """Dash, less what the page tells every visitor about the server's software."""
+
+    def _config(self) -> dict[str, Any]:
+        config = super()._config()
+        for key in ("python_version", "dash_version", "plotly_version", "ddk_version"):
+            config.pop(key, None)
+        return config
+
+
 # --- wiring ---------------------------------------------------------------------------------
 def init_app(server: Flask, settings: Settings) -> Dash:
-    dash_app = Dash(
+    dash_app = _PortalDash(
         __name__,
         server=server,
         url_base_pathname="/request/",

@@ -239,3 +239,10 @@ def test_reload_hash_answers_when_hot_reload_is_on(settings, services):
     assert server.test_client().get(FORM + "_reload-hash").status_code == 404
     dash_app._dev_tools.hot_reload = True
     assert server.test_client().get(FORM + "_reload-hash").status_code == 200
+
+
+def test_the_form_page_does_not_tell_visitors_the_python_version(client):
+    import sys
+
+    page = client.get("/request/").get_data(as_text=True)
+    assert sys.version.split()[0] not in page and "python_version" not in page
