@@ -132,7 +132,8 @@ def main() -> int:
     settings = load_settings(environ={}, overrides={
         "INSTANCE_DIR": str(base / "instance"), "PROVISIONER": "linux",
         "HOME_BASE": str(base / "home"), "WORK_BASE": str(base / "work"),
-        "RATE_LIMIT_SUBMITS": 10_000, "RATE_LIMIT_CONFIRMS": 10_000, "SECRET_KEY": "bench",
+        "RATE_LIMIT_SUBMITS": 10_000, "RATE_LIMIT_CONFIRMS": 10_000,
+        "SECRET_KEY": secrets.token_hex(32),
     })
     db = Database(settings.database_url)
     db.upgrade()
