@@ -119,7 +119,7 @@ def latencies(db: Database, ids: list[str]) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=200, help="requests in the burst")
-    parser.add_argument("--single", type=int, default=10, help="requests sent one at a time")
+    parser.add_argument("--single", type=int, default=20, help="requests sent one at a time")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root: it creates real users (and removes them)", file=sys.stderr)
@@ -162,6 +162,8 @@ def main() -> int:
         single_ids = confirmed_requests(service, db, args.single, tag + "s")
         single_codes = {request_id: code_of(db, request_id) for request_id in single_ids}
         for request_id in single_ids:
+            # Applicants confirm at any moment, not in step with the worker's polling.
+            time.sleep(secrets.randbelow(1000) / 1000 * settings.WORKER_POLL_INTERVAL)
             service.confirm(request_id, single_codes[request_id])
             wait_active(db, [request_id], time.perf_counter() + 30)
         single = latencies(db, single_ids)
