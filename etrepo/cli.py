@@ -313,19 +313,26 @@ def requests_list(status: str | None, limit: int) -> None:
                        f"{r.username or '-':12} {r.display_name} <{r.email}>")
 
 
+def _get_request(session: Any, request_id: str) -> Any:
+    from etrepo.models import AccountRequest
+
+    request = session.get(AccountRequest, request_id)
+    if request is None:
+        raise click.ClickException(f"no request {request_id}")
+    return request
+
+
 @requests.command("show")
 @click.argument("request_id")
 def requests_show(request_id: str) -> None:
     """One request with its history."""
     from sqlalchemy import select
 
-    from etrepo.models import AccountRequest, RequestEvent
+    from etrepo.models import RequestEvent
 
     settings = _load()
     with _open_db(settings).session() as session:
-        r = session.get(AccountRequest, request_id)
-        if r is None:
-            raise click.ClickException(f"no request {request_id}")
+        r = _get_request(session, request_id)
         click.echo(f"{r.display_name} <{r.email}>, {r.institution}")
         click.echo(f"status {r.status}, username {r.username or '-'}, attempts {r.attempts}")
         if r.failure_reason:
@@ -340,13 +347,10 @@ def requests_show(request_id: str) -> None:
 def requests_retry(request_id: str) -> None:
     """Put a failed request back in the queue."""
     from etrepo.clock import utcnow
-    from etrepo.models import AccountRequest
 
     settings = _load()
     with _open_db(settings).session() as session:
-        r = session.get(AccountRequest, request_id)
-        if r is None:
-            raise click.ClickException(f"no request {request_id}")
+        r = _get_request(session, request_id)
         if r.status != Status.FAILED:
             raise click.ClickException(f"request {request_id} is {r.status}: only a failed "
                                        "request can be retried")

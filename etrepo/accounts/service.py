@@ -151,10 +151,8 @@ class RequestService:
                             self.settings.CODE_MAX_TRIES)
         outcome: Exception | None = None
         with self.db.session() as session:
-            request = self._load(session, request_id)
+            request = self._load_unexpired(session, request_id)
             now = self.clock.now()
-            if request.status == Status.EXPIRED:
-                raise CodeDead("This request has expired. Please submit the form again.")
             if request.status != Status.AWAITING_CONFIRMATION:
                 return self._view(request)  # confirming twice is harmless
             limit = self.settings.RATE_LIMIT_CONFIRMS
@@ -208,10 +206,8 @@ class RequestService:
     def resend(self, request_id: str, client_addr: str = "") -> RequestView:
         """A new code (the old one dies), at most once per cooldown."""
         with self.db.session() as session:
-            request = self._load(session, request_id)
+            request = self._load_unexpired(session, request_id)
             now = self.clock.now()
-            if request.status == Status.EXPIRED:
-                raise CodeDead("This request has expired. Please submit the form again.")
             if request.status != Status.AWAITING_CONFIRMATION:
                 raise Conflict("This email address is already confirmed.")
             self._check_cooldown(request, now)
@@ -303,6 +299,13 @@ class RequestService:
             request = session.get(AccountRequest, request_id)
         if request is None:
             raise NotFound("No such request.")
+        return request
+
+    @classmethod
+    def _load_unexpired(cls, session: Session, request_id: str) -> AccountRequest:
+        request = cls._load(session, request_id)
+        if request.status == Status.EXPIRED:
+            raise CodeDead("This request is closed. Please submit the form again.")
         return request
 
     def _view(self, request: AccountRequest) -> RequestView:
