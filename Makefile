@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the versions the tests last passed with (refresh: pip freeze).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,production]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,production]'
 	touch $(STAMP)
 
 ## run: the portal on embedded defaults (SQLite, SMTP catcher, dry-run accounts) on :8010

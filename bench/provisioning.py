@@ -119,6 +119,8 @@ def latencies(db: Database, ids: list[str]) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=200, help="requests in the burst")
+    parser.add_argument("--tag", default="", help="letters in every user name of this run "
+                        "(default: 3 random letters)")
     parser.add_argument("--single", type=int, default=20, help="requests sent one at a time")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -128,7 +130,9 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="etrepo-bench-"))
     (base / "home").mkdir()
     (base / "work").mkdir()
-    tag = letters(3)
+    tag = args.tag or letters(3)
+    if not (tag.isascii() and tag.isalpha() and tag.islower() and len(tag) <= 8):
+        parser.error("--tag: up to 8 lower-case letters")
     settings = load_settings(environ={}, overrides={
         "INSTANCE_DIR": str(base / "instance"), "PROVISIONER": "linux",
         "HOME_BASE": str(base / "home"), "WORK_BASE": str(base / "work"),
