@@ -80,7 +80,7 @@ def db_upgrade(revision: str) -> None:
     database = Database(settings.database_url)
     try:
         database.upgrade(revision)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(
             f"database {_safe_url(database)}: {_one_line(exc)}") from None
     click.echo(f"schema at {revision} in {_safe_url(database)}")
@@ -118,7 +118,7 @@ def _open_db(settings: Settings) -> Any:
     database = Database(settings.database_url)
     try:
         problem = schema_problem(database)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(
             f"database {_safe_url(database)}: {_one_line(exc)}") from None
     if problem:
@@ -346,6 +346,7 @@ def requests_show(request_id: str) -> None:
 @click.argument("request_id")
 def requests_retry(request_id: str) -> None:
     """Put a failed request back in the queue."""
+    from etrepo.accounts.service import add_event
     from etrepo.clock import utcnow
 
     settings = _load()
@@ -355,12 +356,15 @@ def requests_retry(request_id: str) -> None:
             raise click.ClickException(f"request {request_id} is {r.status}: only a failed "
                                        "request can be retried")
         r.status, r.attempts, r.next_attempt_at = Status.CONFIRMED, 0, utcnow()
+        add_event(session, r.id, utcnow(), "retry", "queued again by a maintainer")
     click.echo(f"request {request_id} queued again")
 
 
 @main.command("outbox")
-@click.option("--all", "show_all", is_flag=True, help="Also list delivered mails.")
-def outbox_cmd(show_all: bool) -> None:
+@click.option("--all", "show_all", is_flag=True, help="Also list delivered and cancelled mails.")
+@click.option("--retry-now", is_flag=True,
+              help="Make every waiting mail due now (after an SMTP outage is fixed).")
+def outbox_cmd(show_all: bool, retry_now: bool) -> None:
     """The mail backlog: what waits, why, and what failed for good."""
     from sqlalchemy import select
 
@@ -369,11 +373,16 @@ def outbox_cmd(show_all: bool) -> None:
 
     settings = _load()
     with _open_db(settings).session() as session:
+        if retry_now:
+            from etrepo.clock import utcnow
+            from etrepo.mail.outbox import retry_now as make_due
+
+            click.echo(f"{make_due(session, utcnow())} waiting mails are due now")
         counts = backlog(session)
         click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "empty")
         query = select(OutboxMail).order_by(OutboxMail.id)
         if not show_all:
-            query = query.where(OutboxMail.status != "sent")
+            query = query.where(OutboxMail.status.in_(["pending", "failed"]))
         for m in session.scalars(query):
             when = (f"next try {m.next_attempt_at:%Y-%m-%d %H:%M:%S}" if m.status == "pending"
                     else f"{m.status} {m.sent_at or m.created_at:%Y-%m-%d %H:%M:%S}")

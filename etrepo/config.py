@@ -88,8 +88,9 @@ class Settings:
     RESEND_COOLDOWN: int = _s(60, "Seconds an applicant waits before asking for a new code.")
     REQUEST_TTL: int = _s(86400, "Seconds after which an unconfirmed request is expired.")
     RATE_LIMIT_WINDOW: int = _s(3600, "Window in seconds of the per-address and per-email limits.")
-    RATE_LIMIT_CONFIRMS: int = _s(30, "Code tries allowed per client address (and per email).")
-    RATE_LIMIT_SUBMITS: int = _s(20, "Code mails per client address and per email in the window.")
+    RATE_LIMIT_CONFIRMS: int = _s(30, "Wrong codes allowed per client address (and per email).")
+    RATE_LIMIT_SUBMITS: int = _s(60, "Code mails per client address in the window.")
+    RATE_LIMIT_MAILS_TO: int = _s(10, "Code mails per email address in the window.")
     PROVISION_MAX_ATTEMPTS: int = _s(3, "Attempts at creating an account before it is failed.")
     WORKER_POLL_INTERVAL: float = _s(0.25, "Seconds between two looks at the queue when idle.")
 
@@ -180,7 +181,7 @@ def _check(values: dict[str, Any]) -> None:
     if values["MAX_REQUEST_BYTES"] < 1024:
         fail("MAX_REQUEST_BYTES", "must be at least 1024 bytes")
     for name in ("CODE_MAX_TRIES", "RATE_LIMIT_CONFIRMS", "RATE_LIMIT_SUBMITS",
-                 "PROVISION_MAX_ATTEMPTS"):
+                 "RATE_LIMIT_MAILS_TO", "PROVISION_MAX_ATTEMPTS"):
         if values[name] < 1:
             fail(name, "must be at least 1")
     if values["TRUSTED_PROXIES"] < 0:

@@ -36,9 +36,6 @@ def _private_file(path: Path) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1].split("?", 1)[0]
-        if path and path != ":memory:":
-            _private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -64,10 +61,20 @@ class Database:
                 session.rollback()
                 raise
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, for SQLite (None for other databases and in-memory SQLite)."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        name = self.engine.url.database
+        return Path(name) if name and name != ":memory:" else None
+
     def upgrade(self, revision: str = "head") -> None:
-        """Create or migrate the schema to ``revision``."""
+        """Create or migrate the schema to ``revision`` (and the SQLite file, private)."""
         from alembic import command
 
+        if self.sqlite_path is not None:
+            _private_file(self.sqlite_path)
         command.upgrade(alembic_config(self.url), revision)
 
     def dispose(self) -> None:
@@ -102,6 +109,12 @@ def schema_problem(database: Database) -> str | None:
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config(database.url)).get_current_head()
+    path = database.sqlite_path
+    if path is not None and not path.exists():
+        # Do not let SQLite create an empty file here: the admin is in the wrong folder, or
+        # INSTANCE_DIR / DATABASE_URL is not what they think.
+        return (f"no database file at {path} (from INSTANCE_DIR or DATABASE_URL): "
+                "run `etrepo db upgrade` if this is where it should be")
     with database.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     if current is None:

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import secrets
 import socket
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -66,4 +67,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process not yet reaped by its parent (a zombie) answers signal 0 but is dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

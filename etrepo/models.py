@@ -97,7 +97,9 @@ class OutboxMail(Base):
     body: Mapped[str] = mapped_column(Text)
     # Bodies holding a secret (a code, a password) are wiped once delivered.
     sensitive: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    # pending | sent | failed (refused for good) | cancelled (no longer of use, or expired)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

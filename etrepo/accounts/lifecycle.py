@@ -49,7 +49,7 @@ HOLDS_ADDRESS = frozenset(
 # What an applicant reads about each state.
 DESCRIPTIONS: dict[Status, str] = {
     Status.AWAITING_CONFIRMATION: "Waiting for you to confirm your email address with the code "
-    "we sent.",
+    "we are mailing you.",
     Status.CONFIRMED: "Email confirmed. Your account is queued for creation.",
     Status.AWAITING_APPROVAL: "Email confirmed. A maintainer will review your request.",
     Status.PROVISIONING: "Your account is being created.",

@@ -111,6 +111,7 @@ class RequestService:
             existing.email_claim = None
             existing.code_hash = None
             existing.updated_at = now
+            outbox.cancel_pending(session, existing.id, "confirmation", "request replaced")
             add_event(session, existing.id, now, "superseded", "a new request was submitted")
             session.flush()
 
@@ -155,10 +156,13 @@ class RequestService:
             now = self.clock.now()
             if request.status != Status.AWAITING_CONFIRMATION:
                 return self._view(request)  # confirming twice is harmless
+            # Only wrong codes count against these limits (recorded below): a workshop behind
+            # one address confirming thirty right codes is not a sweep.
             limit = self.settings.RATE_LIMIT_CONFIRMS
-            message = "Too many tries. Please wait before trying again."
-            self._count(session, f"confirm-ip:{client_addr}", limit, now, message)
-            self._count(session, f"confirm-email:{request.email_normalized}", limit, now, message)
+            wrong_keys = (f"confirm-ip:{client_addr}",
+                          f"confirm-email:{request.email_normalized}")
+            for key in wrong_keys:
+                self._check_limit(session, key, limit, now, "Too many wrong codes.")
 
             max_tries = self.settings.CODE_MAX_TRIES
             if request.code_hash is None or (request.code_expires_at or now) <= now:
@@ -184,11 +188,15 @@ class RequestService:
                     request.updated_at = now
                     request.code_hash = None
                     request.next_attempt_at = now
+                    outbox.cancel_pending(session, request.id, "confirmation",
+                                          "address already confirmed")
                     add_event(session, request.id, now, "confirmed")
                     log.info("request %s confirmed", request.id)
                     return self._view(request)
                 else:
                     left = max_tries - request.code_tries
+                    for key in wrong_keys:
+                        session.add(RateEvent(key=key[:300], at=now))
                     add_event(session, request.id, now, "wrong-code", f"{left} tries left")
                     if left <= 0:
                         outcome = CodeDead(
@@ -244,6 +252,7 @@ class RequestService:
                 request.email_claim = None
                 request.code_hash = None
                 request.updated_at = now
+                outbox.cancel_pending(session, request.id, "confirmation", "request expired")
                 add_event(session, request.id, now, "expired", "never confirmed")
             window = dt.timedelta(seconds=self.settings.RATE_LIMIT_WINDOW)
             session.execute(delete(RateEvent).where(RateEvent.at < now - window))
@@ -258,9 +267,12 @@ class RequestService:
         request.code_sent_at = now
         request.updated_at = now
         subject, body = templates.confirmation_mail(self.settings, request.display_name, code)
+        # The previous code dies now: its mail, if still waiting, must not arrive after this one.
+        outbox.cancel_pending(session, request.id, "confirmation", "a new code was sent")
         outbox.enqueue(session, now, kind="confirmation", to_addr=request.email,
                        to_name=request.display_name, subject=subject, body=body,
-                       request_id=request.id, sensitive=True)
+                       request_id=request.id, sensitive=True,
+                       expires_at=request.code_expires_at)
 
     def _check_cooldown(self, request: AccountRequest, now: dt.datetime) -> None:
         cooldown = dt.timedelta(seconds=self.settings.RESEND_COOLDOWN)
@@ -273,24 +285,29 @@ class RequestService:
                     now: dt.datetime) -> None:
         """Every code mailed counts per client address and per address mailed to: a new
         submission is as good as a resend for a code sweep or for flooding someone's inbox."""
-        limit = self.settings.RATE_LIMIT_SUBMITS
-        self._count(session, f"mail-ip:{client_addr}", limit, now,
-                    "Too many requests from your network. Please try again later.")
-        self._count(session, f"mail-to:{email_key}", limit, now,
-                    "Too many codes were sent to this address. Please try again later.")
+        self._count(session, f"mail-ip:{client_addr}", self.settings.RATE_LIMIT_SUBMITS, now,
+                    "Too many requests from your network.")
+        self._count(session, f"mail-to:{email_key}", self.settings.RATE_LIMIT_MAILS_TO, now,
+                    "Too many codes were sent to this address.")
 
     def _count(self, session: Session, key: str, limit: int, now: dt.datetime,
                message: str) -> None:
         """Count one action under ``key``; refuse it if the window already holds ``limit``."""
+        self._check_limit(session, key, limit, now, message)
+        session.add(RateEvent(key=key[:300], at=now))
+
+    def _check_limit(self, session: Session, key: str, limit: int, now: dt.datetime,
+                     message: str) -> None:
         window = dt.timedelta(seconds=self.settings.RATE_LIMIT_WINDOW)
         count, oldest = session.execute(
             select(func.count(), func.min(RateEvent.at))
             .where(RateEvent.key == key, RateEvent.at > now - window)
         ).one()
         if count >= limit:
-            retry = int(((oldest or now) + window - now).total_seconds()) + 1
-            raise RateLimited(message, retry)
-        session.add(RateEvent(key=key[:300], at=now))
+            retry = math.ceil(((oldest or now) + window - now).total_seconds())
+            minutes = math.ceil(retry / 60)
+            raise RateLimited(f"{message} Please try again in {minutes} minute"
+                              f"{'s' if minutes != 1 else ''}.", retry)
 
     @staticmethod
     def _load(session: Session, request_id: str) -> AccountRequest:

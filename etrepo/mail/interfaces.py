@@ -14,6 +14,9 @@ class OutgoingMail:
     to_name: str
     subject: str
     body: str
+    # The same for every attempt at one outbox row, so that a mail delivered twice (a worker
+    # killed between the server's 250 and our commit) is recognisable as one by mail clients.
+    message_key: str = ""
 
 
 class MailError(Exception):

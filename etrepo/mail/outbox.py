@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from etrepo import leases
@@ -23,27 +24,65 @@ WIPED = "(removed after delivery)"
 
 def enqueue(session: Session, now: dt.datetime, *, kind: str, to_addr: str, to_name: str,
             subject: str, body: str, request_id: str | None = None,
-            sensitive: bool = False) -> OutboxMail:
-    """Add a mail to the outbox in the caller's transaction: it exists iff the caller commits."""
+            sensitive: bool = False, expires_at: dt.datetime | None = None) -> OutboxMail:
+    """Add a mail to the outbox in the caller's transaction: it exists iff the caller commits.
+
+    A mail with ``expires_at`` (a code that dies) is cancelled rather than sent late.
+    """
     mail = OutboxMail(kind=kind, request_id=request_id, to_addr=to_addr, to_name=to_name,
                       subject=subject, body=body, sensitive=sensitive, status="pending",
-                      attempts=0, next_attempt_at=now, created_at=now)
+                      attempts=0, next_attempt_at=now, created_at=now, expires_at=expires_at)
     session.add(mail)
     return mail
+
+
+def cancel_pending(session: Session, request_id: str, kind: str, why: str) -> int:
+    """Cancel the request's mails of ``kind`` not sent yet (a code replaced or no longer
+    needed): a late mail would only hand the applicant a dead code."""
+    mails = session.scalars(select(OutboxMail).where(
+        OutboxMail.request_id == request_id, OutboxMail.kind == kind,
+        OutboxMail.status == "pending")).all()
+    for mail in mails:
+        _close(mail, "cancelled", why)
+    return len(mails)
+
+
+def _close(mail: OutboxMail, status: str, why: str | None) -> None:
+    mail.status = status
+    mail.last_error = why
+    mail.lease_owner = None
+    mail.lease_until = None
+    if mail.sensitive:  # delivered, or never will be: the secret has no reason to stay
+        mail.body = WIPED
+
+
+def retry_now(session: Session, now: dt.datetime) -> int:
+    """Make every pending mail due now (after an SMTP outage is over)."""
+    return session.execute(
+        update(OutboxMail).where(OutboxMail.status == "pending", OutboxMail.next_attempt_at > now)
+        .values(next_attempt_at=now)
+    ).rowcount
 
 
 def backoff_seconds(attempts: int, cap: int) -> int:
     return min(cap, FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1))
 
 
+GiveUpHook = Callable[[Session, OutboxMail, dt.datetime], None]
+
+
 class OutboxDelivery:
     def __init__(self, db: Database, transport: MailTransport, clock: Clock,
-                 max_backoff: int = 1800, owner: str | None = None) -> None:
+                 max_backoff: int = 1800, owner: str | None = None,
+                 on_give_up: GiveUpHook | None = None) -> None:
+        """``on_give_up`` runs in the transaction that marks a mail failed for good (to tell
+        someone: a lost credentials mail locks an applicant out)."""
         self.db = db
         self.transport = transport
         self.clock = clock
         self.max_backoff = max_backoff
         self.owner = owner or leases.new_owner()
+        self.on_give_up = on_give_up
 
     def deliver_due(self, limit: int = 50) -> int:
         """Try every due mail once; returns how many were handled (sent or given up)."""
@@ -69,8 +108,14 @@ class OutboxDelivery:
                 return False
             mail = session.get(OutboxMail, mail_id)
             assert mail is not None
+            if mail.expires_at is not None and mail.expires_at <= self.clock.now():
+                _close(mail, "cancelled", "expired before it could be delivered")
+                log.info("mail %s (%s) to %s expired undelivered", mail.id, mail.kind,
+                         mail.to_addr)
+                return True
+            key = f"etrepo-outbox-{mail.id}.{mail.created_at:%Y%m%d%H%M%S%f}"
             outgoing = OutgoingMail(to_addr=mail.to_addr, to_name=mail.to_name,
-                                    subject=mail.subject, body=mail.body)
+                                    subject=mail.subject, body=mail.body, message_key=key)
         error: MailError | None = None
         try:
             self.transport.send(outgoing)
@@ -85,19 +130,18 @@ class OutboxDelivery:
             mail.attempts += 1
             mail.lease_owner = None
             mail.lease_until = None
+            if mail.status != "pending":
+                return True  # cancelled while we were sending: the record stays as it is
             if error is None:
-                mail.status = "sent"
+                _close(mail, "sent", None)
                 mail.sent_at = now
-                mail.last_error = None
-                if mail.sensitive:
-                    mail.body = WIPED
                 log.info("mail %s (%s) delivered to %s", mail.id, mail.kind, mail.to_addr)
                 return True
             mail.last_error = str(error)[:1000]
             if error.permanent:
-                mail.status = "failed"
-                if mail.sensitive:  # it will never leave: the secret has no reason to stay
-                    mail.body = WIPED
+                if self.on_give_up is not None:
+                    self.on_give_up(session, mail, now)
+                _close(mail, "failed", mail.last_error)
                 log.error("mail %s (%s) to %s refused for good: %s", mail.id, mail.kind,
                           mail.to_addr, error)
                 return True

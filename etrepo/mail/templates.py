@@ -72,3 +72,20 @@ def failure_report(settings: Settings, request_id: str, name: str, email: str,
         f"The applicant sees: {settings.BASE_URL.rstrip('/')}/requests/{request_id}\n"
     )
     return subject, body + _footer(settings)
+
+
+def credentials_lost_report(settings: Settings, request_id: str, name: str, email: str,
+                            username: str, error: str) -> tuple[str, str]:
+    """To the maintainers: the account exists but its credentials mail was refused for good."""
+    subject = f"[{settings.SITE_NAME}] Credentials mail refused: {name}"
+    body = (
+        f"The account {username} of {name} <{email}> was created, but the mail with its\n"
+        f"credentials was refused for good: {error}\n"
+        "\n"
+        "The password in it is gone (it is never kept). Give the person a new one by hand:\n"
+        "\n"
+        f"    passwd {username} && chage --lastday 0 {username}\n"
+        "\n"
+        f"History: etrepo requests show {request_id}\n"
+    )
+    return subject, body + _footer(settings)

@@ -94,7 +94,12 @@ def build_message(
     msg["To"] = to_address
     msg["Subject"] = mail.subject
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain=from_address.domain or "localhost")
+    domain = from_address.domain or "localhost"
+    if mail.message_key:
+        _refuse_controls("message key", mail.message_key)
+        msg["Message-ID"] = f"<{mail.message_key}@{domain}>"
+    else:
+        msg["Message-ID"] = make_msgid(domain=domain)
     body = mail.body.replace("\r\n", "\n").replace("\r", "\n")
     if body.isascii():
         msg.set_content(body, charset="utf-8")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from etrepo import leases
 from etrepo.accounts.lifecycle import Status
@@ -26,7 +27,7 @@ from etrepo.config import Settings
 from etrepo.db import Database
 from etrepo.mail import outbox, templates
 from etrepo.mail.interfaces import MailTransport
-from etrepo.models import AccountRequest
+from etrepo.models import AccountRequest, OutboxMail
 from etrepo.provisioning.interfaces import AccountSpec, Provisioner, ProvisioningError
 from etrepo.provisioning.linux import generate_password
 
@@ -46,7 +47,7 @@ class Worker:
         self.clock = clock
         self.owner = leases.new_owner()
         self.delivery = outbox.OutboxDelivery(db, transport, clock, settings.MAIL_MAX_BACKOFF,
-                                              self.owner)
+                                              self.owner, on_give_up=self._mail_given_up)
         self.requests = RequestService(db, settings, clock)
 
     def check(self) -> None:
@@ -179,13 +180,9 @@ class Worker:
                 add_event(session, request.id, now, "failed", reason)
                 # Told once, in the same transaction as the failure: no failure goes unreported
                 # and a rerun does not report it twice.
-                subject, body = templates.failure_report(
+                self._tell_maintainers(session, now, request.id, *templates.failure_report(
                     self.settings, request.id, request.display_name, request.email,
-                    request.attempts, reason)
-                outbox.enqueue(session, now, kind="failure-report",
-                               to_addr=self.settings.maintainers_email,
-                               to_name=f"{self.settings.SITE_NAME} maintainers",
-                               subject=subject, body=body, request_id=request.id)
+                    request.attempts, reason))
                 log.error("request %s failed for good after %d attempts: %s", request.id,
                           request.attempts, reason)
             else:
@@ -195,6 +192,26 @@ class Worker:
                 add_event(session, request.id, now, "attempt-failed", reason)
                 log.warning("request %s: attempt %d failed, retry in %ds: %s", request.id,
                             request.attempts, wait, reason)
+
+    def _mail_given_up(self, session: Session, mail: OutboxMail, now: dt.datetime) -> None:
+        """A credentials mail refused for good leaves an account nobody can use: say so."""
+        if mail.kind != "credentials" or mail.request_id is None:
+            return
+        request = session.get(AccountRequest, mail.request_id)
+        if request is None:
+            return
+        add_event(session, request.id, now, "credentials-lost", mail.last_error or "")
+        self._tell_maintainers(session, now, request.id, *templates.credentials_lost_report(
+            self.settings, request.id, request.display_name, request.email,
+            request.username or "?", mail.last_error or ""))
+
+    def _tell_maintainers(self, session: Session, now: dt.datetime, request_id: str,
+                          subject: str, body: str) -> None:
+        """In the caller's transaction, so a report is queued once with what it reports."""
+        outbox.enqueue(session, now, kind="failure-report",
+                       to_addr=self.settings.maintainers_email,
+                       to_name=f"{self.settings.SITE_NAME} maintainers",
+                       subject=subject, body=body, request_id=request_id)
 
     def _is_final(self, request_id: str) -> bool:
         with self.db.session() as session:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from etrepo.accounts.errors import NotFound
 from etrepo.accounts.lifecycle import Status
+from etrepo.db import schema_problem
 from etrepo.models import Base
 
 log = logging.getLogger(__name__)
@@ -51,26 +52,32 @@ def request_status(request_id: str) -> str:
 @bp.get("/healthz")
 def healthz() -> tuple[dict[str, str], int]:
     """Ok only when the database answers and has its tables: one cheap query per table."""
-    engine = current_app.extensions["etrepo"].db.engine
+    db = current_app.extensions["etrepo"].db
+    not_ready = "database not ready: run `etrepo db upgrade`"
     try:
-        connection = engine.connect()
+        problem = schema_problem(db)  # also: no SQLite file yet (and none is created here)
     except SQLAlchemyError as exc:
-        return _unavailable("database unreachable", exc)
+        return _unavailable("database unreachable", _first_line(exc))
+    if problem:
+        return _unavailable(not_ready, problem)
     try:
-        with connection:
+        with db.engine.connect() as connection:
             for table in Base.metadata.sorted_tables:
                 connection.execute(select(literal(1)).select_from(table).limit(1)).all()
     except SQLAlchemyError as exc:
-        return _unavailable("database not ready: run `etrepo db upgrade`", exc)
+        return _unavailable(not_ready, _first_line(exc))
     return {"status": "ok"}, 200
 
 
-def _unavailable(reason: str, exc: SQLAlchemyError) -> tuple[dict[str, str], int]:
-    # One line for the admin: the driver's own message (e.g. "no table: account_requests")
-    # says enough; a monitoring probe every few seconds must not fill the log with tracebacks.
+def _first_line(exc: SQLAlchemyError) -> str:
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    log.warning("health check: %s (%s: %s)", reason, type(exc).__name__,
-                lines[0] if lines else "")
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _unavailable(reason: str, detail: str) -> tuple[dict[str, str], int]:
+    # The detail (a path, the driver's message) goes to the log, in one line: a monitoring
+    # probe every few seconds must not fill it with tracebacks, nor tell the world the paths.
+    log.warning("health check: %s (%s)", reason, detail)
     return {"status": "unavailable", "reason": reason}, 503
 
 

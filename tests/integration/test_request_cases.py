@@ -5,6 +5,8 @@ Each test is named after its case: test_case<N>_...
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -170,11 +172,12 @@ def test_case4_resubmitting_from_many_networks_cannot_flood_one_inbox(
     data = applicant()
     answers = [post_request(client, {**data, "first_name": f"Jane{'x' * n}"},
                             addr=f"203.0.113.{n}").status_code
-               for n in range(1, settings.RATE_LIMIT_SUBMITS + 3)]
-    assert answers.count(201) == settings.RATE_LIMIT_SUBMITS
+               for n in range(1, settings.RATE_LIMIT_MAILS_TO + 3)]
+    assert answers.count(201) == settings.RATE_LIMIT_MAILS_TO
     assert answers[-1] == 429
     worker.delivery.deliver_due()
-    assert len(mails_to(transport, data["email"])) == settings.RATE_LIMIT_SUBMITS
+    # Each replacement cancels the code mail before it: only the newest, live code is sent.
+    assert len(mails_to(transport, data["email"])) == 1
 
 
 def test_case4_per_client_address_limit_stops_a_sweep_across_requests(
@@ -398,3 +401,66 @@ def test_case9_a_5_mb_body_is_a_413_never_a_500(client, db, content_type):
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_entity_too_large"
     assert nothing_stored(db)
+
+
+def test_case7_after_an_outage_only_the_live_code_arrives(client, worker, transport, clock,
+                                                          settings):
+    """SMTP down, the applicant asks for a new code: when SMTP is back, the dead code's mail
+    is not delivered after the live one (it is cancelled), and nothing arrives once the
+    address is confirmed."""
+    data = applicant()
+    transport.fail_with = MailError("connection refused")
+    request_id = post_request(client, data).get_json()["id"]
+    worker.delivery.deliver_due()
+    clock.advance(settings.RESEND_COOLDOWN)
+    assert post_resend(client, request_id).status_code == 200
+    transport.fail_with = None
+    clock.advance(20)  # SMTP is back; the live code has minutes left
+    worker.delivery.deliver_due()
+    codes = [m for m in mails_to(transport, data["email"]) if "confirmation" in m.subject.lower()]
+    assert len(codes) == 1  # the first code died with the resend: its mail was cancelled
+    with worker.db.session() as session:
+        statuses = sorted(session.scalars(select(OutboxMail.status).where(
+            OutboxMail.request_id == request_id)))
+    assert statuses == ["cancelled", "sent"]
+
+
+def test_case4_a_workshop_behind_one_address_is_not_a_sweep(client, worker, transport,
+                                                            settings):
+    """Right codes do not count against the per-address limit: only wrong ones do."""
+    nat = "198.51.100.99"
+    for _ in range(settings.RATE_LIMIT_CONFIRMS + 2):
+        data = applicant()
+        request_id = post_request(client, data, addr=nat).get_json()["id"]
+        code = latest_code(worker, transport, data["email"])
+        assert post_confirm(client, request_id, code, addr=nat).status_code == 200
+
+
+def test_case4_a_refusal_says_how_long_to_wait(client, worker, transport, settings):
+    nat = "198.51.100.98"
+    refused = None
+    for _ in range(settings.RATE_LIMIT_CONFIRMS // settings.CODE_MAX_TRIES + 1):
+        data = applicant()
+        request_id = post_request(client, data, addr=nat).get_json()["id"]
+        code = latest_code(worker, transport, data["email"])
+        for _ in range(settings.CODE_MAX_TRIES):
+            response = post_confirm(client, request_id, wrong_code(code), addr=nat)
+            if response.status_code == 429:
+                refused = response
+                break
+        if refused:
+            break
+    assert refused is not None
+    assert re.search(r"Please try again in \d+ minutes?\.", refused.get_json()["message"])
+
+
+def test_case7_a_code_mail_that_could_not_leave_in_time_is_not_sent_dead(
+        client, worker, transport, clock, settings):
+    data = applicant()
+    transport.fail_with = MailError("connection refused")
+    post_request(client, data)
+    worker.delivery.deliver_due()
+    clock.advance(settings.CODE_TTL + 1)
+    transport.fail_with = None
+    worker.delivery.deliver_due()
+    assert mails_to(transport, data["email"]) == []  # ask for a new code instead

@@ -75,8 +75,15 @@ def test_serve_refuses_a_database_without_schema_in_one_line(env, no_server, mon
     monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     result = run_cli(["serve"], {**env, "ETREPO_SECRET_KEY": SECRET})
     assert result.exit_code == 1 and no_server == []
-    assert result.output.strip().endswith("no schema yet: run `etrepo db upgrade`")
+    assert "no database file at" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_read_only_commands_create_no_database_where_there_is_none(env, tmp_path):
+    for args in (["requests", "list"], ["outbox"]):
+        result = run_cli(args, env)
+        assert result.exit_code == 1 and "no database file at" in result.output
+    assert not (tmp_path / "instance").exists()
 
 
 def test_cli_database_errors_are_one_line(env):
@@ -130,3 +137,9 @@ def test_worker_refuses_to_start_with_a_group_that_does_not_exist(env):
     assert result.exit_code == 1
     assert result.output.strip() == (
         "Error: configuration: group 'etqnosuchgroup' does not exist")
+
+
+def test_outbox_retry_now_says_how_many_mails_became_due(env):
+    assert run_cli(["db", "upgrade"], env).exit_code == 0
+    result = run_cli(["outbox", "--retry-now"], env)
+    assert result.exit_code == 0 and "0 waiting mails are due now" in result.output

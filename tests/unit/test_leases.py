@@ -8,6 +8,8 @@ import re
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from etrepo import leases
 from etrepo.mail import outbox
@@ -84,3 +86,21 @@ def test_dead_local_owners_are_released_and_nobody_else(db, clock):
         assert owner_of(db, ids[name]) == owners[name], name
     # the freed row can be taken at once, long before its lease would have run out
     assert claim(db, ids["dead"], leases.new_owner(), clock.now())
+
+
+def test_a_killed_worker_not_yet_reaped_counts_as_dead(db, clock):
+    """A zombie answers signal 0; its rows must still be freed at once."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{process.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":  # poll: exited, unreaped
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        mail_id = new_mail(db, clock)
+        assert claim(db, mail_id, f"{socket.gethostname()[:40]}:{process.pid}:00000000",
+                     clock.now(), 3600)
+        with db.session() as session:
+            assert leases.release_dead_local_leases(session, OutboxMail) == 1
+    finally:
+        process.wait()

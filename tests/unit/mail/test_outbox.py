@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -184,3 +185,50 @@ def test_two_deliveries_in_parallel_send_each_mail_once(db, clock):
     sent = [m.to_addr for t in transports for m in t.sent]
     assert sorted(sent) == sorted(f"user{n}@example.org" for n in range(30))
     assert all(row(db, i).status == "sent" and row(db, i).attempts == 1 for i in ids)
+
+
+def test_a_mail_past_its_expiry_is_cancelled_not_sent(db, clock):
+    transport = MemoryTransport()
+    with db.session() as session:
+        mail = outbox.enqueue(session, clock.now(), kind="confirmation", to_addr="z@example.org",
+                              to_name="Z", subject="code", body="    123456", sensitive=True,
+                              expires_at=clock.now() + dt.timedelta(seconds=60))
+        session.flush()
+        mail_id = mail.id
+    clock.advance(61)  # SMTP was down all that time
+    assert OutboxDelivery(db, transport, clock).deliver_due() == 1
+    assert transport.sent == []
+    stored = row(db, mail_id)
+    assert (stored.status, stored.body) == ("cancelled", WIPED)
+
+
+def test_every_attempt_at_one_mail_carries_the_same_message_id(db, clock):
+    """A mail sent twice (killed between the server's 250 and our commit) is one to clients."""
+    from etrepo.mail.transport import build_message
+
+    transport = MemoryTransport(fail_with=MailError("451 try later"))
+    delivery = OutboxDelivery(db, transport, clock)
+    enqueue(db, clock)
+    keys = []
+    for _ in range(2):
+        transport.fail_with = None
+        delivery.deliver_due()
+        keys.append(transport.sent[-1].message_key)
+        with db.session() as session:  # as if the commit of 'sent' had been lost
+            session.get(OutboxMail, 1).status = "pending"
+        clock.advance(3600)
+    assert keys[0] == keys[1] != ""
+    assert build_message(transport.sent[0], "ETRepo <no-reply@et.example.org>")[
+        "Message-ID"] == f"<{keys[0]}@et.example.org>"
+
+
+def test_retry_now_makes_waiting_mails_due_at_once(db, clock):
+    transport = MemoryTransport(fail_with=MailError("connection refused"))
+    delivery = OutboxDelivery(db, transport, clock)
+    enqueue(db, clock)
+    delivery.deliver_due()
+    transport.fail_with = None
+    assert delivery.deliver_due() == 0  # waiting for its backoff
+    with db.session() as session:
+        assert outbox.retry_now(session, clock.now()) == 1
+    assert delivery.deliver_due() == 1 and len(transport.sent) == 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import threading
 
+from sqlalchemy import select
+
+from etrepo.mail.interfaces import MailError
 from etrepo.mail.transport import MemoryTransport
 from etrepo.models import AccountRequest, OutboxMail, RequestEvent
 from etrepo.provisioning.worker import RETRY_SECONDS, Worker
@@ -188,3 +191,25 @@ def test_workers_in_parallel_create_each_account_once(client, transport, setting
                                       "lmeitner"])
     assert all(get_request(client, i)["status"] == "active" for i in ids)
     assert count(db, OutboxMail, OutboxMail.kind == "credentials") == len(names)
+
+
+def test_a_refused_credentials_mail_is_reported_to_the_maintainers(
+        client, transport, settings, db, clock):
+    """The account exists but nobody can use it: the maintainers are told, once."""
+    worker = Worker(db, settings, RecordingProvisioner(), transport, clock)
+    data = applicant()
+    request_id = submit_and_confirm(client, worker, transport, data)
+    worker.process_jobs_once()
+    transport.fail_with = MailError("554 mailbox unavailable", permanent=True)
+    worker.delivery.deliver_due()
+    transport.fail_with = None
+    worker.delivery.deliver_due()
+    reports = [m for m in transport.sent if m.to_addr == settings.maintainers_email]
+    assert len(reports) == 1
+    assert "Credentials mail refused" in reports[0].subject
+    assert "554 mailbox unavailable" in reports[0].body
+    assert "Password:" not in reports[0].body
+    with db.session() as session:
+        kinds = list(session.scalars(select(RequestEvent.kind).where(
+            RequestEvent.request_id == request_id)))
+    assert "credentials-lost" in kinds

@@ -47,7 +47,19 @@ def test_health_is_503_without_the_schema(app_on, caplog):
     caplog.set_level(logging.INFO)
     response = app.test_client().get("/healthz")
     assert (response.status_code, response.get_json()) == (503, NOT_READY)
-    assert "account_requests" in one_warning(caplog).getMessage()
+    assert "no database file at" in one_warning(caplog).getMessage()
+    assert not app.extensions["etrepo"].db.sqlite_path.exists()  # and none was made
+
+
+def test_health_is_503_on_an_empty_database_file(app_on, caplog):
+    app = app_on()
+    path = app.extensions["etrepo"].db.sqlite_path
+    path.parent.mkdir(parents=True)
+    path.touch()
+    caplog.set_level(logging.INFO)
+    response = app.test_client().get("/healthz")
+    assert (response.status_code, response.get_json()) == (503, NOT_READY)
+    assert "no schema yet" in one_warning(caplog).getMessage()
 
 
 def test_health_is_503_with_a_table_missing(app_on, caplog):
