@@ -107,12 +107,8 @@ class RequestService:
                           and existing.code_tries < self.settings.CODE_MAX_TRIES)
             if same and code_alive:
                 return self._view(existing)
-            existing.status = Status.EXPIRED
-            existing.email_claim = None
-            existing.code_hash = None
-            existing.updated_at = now
-            outbox.cancel_pending(session, existing.id, "confirmation", "request replaced")
-            add_event(session, existing.id, now, "superseded", "a new request was submitted")
+            self._close_unconfirmed(session, existing, now, "superseded",
+                                    "a new request was submitted")
             session.flush()
 
         self._count_mail(session, client_addr, email_key, now)
@@ -248,17 +244,23 @@ class RequestService:
                 )
             ).all()
             for request in stale:
-                request.status = Status.EXPIRED
-                request.email_claim = None
-                request.code_hash = None
-                request.updated_at = now
-                outbox.cancel_pending(session, request.id, "confirmation", "request expired")
-                add_event(session, request.id, now, "expired", "never confirmed")
+                self._close_unconfirmed(session, request, now, "expired", "never confirmed")
             window = dt.timedelta(seconds=self.settings.RATE_LIMIT_WINDOW)
             session.execute(delete(RateEvent).where(RateEvent.at < now - window))
             return len(stale)
 
     # --- internals --------------------------------------------------------------------
+    @staticmethod
+    def _close_unconfirmed(session: Session, request: AccountRequest, now: dt.datetime,
+                           kind: str, why: str) -> None:
+        """Expire a request never confirmed: it frees its address and its code dies."""
+        request.status = Status.EXPIRED
+        request.email_claim = None
+        request.code_hash = None
+        request.updated_at = now
+        outbox.cancel_pending(session, request.id, "confirmation", why)
+        add_event(session, request.id, now, kind, why)
+
     def _new_code(self, session: Session, request: AccountRequest, now: dt.datetime) -> None:
         code = generate_code(self.settings.CODE_LENGTH)
         request.code_hash = hash_code(code, request.id, self.settings.SECRET_KEY)
