@@ -22,17 +22,10 @@ log = logging.getLogger("etrepo")
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Logs go to stdout (the journal under systemd)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    """Logs go to stdout (the journal under systemd); the same set-up as the WSGI entry's."""
+    from etrepo.logs import setup_logging as setup
+
+    setup(verbose, stream=sys.stdout)
 
 
 def _load(overrides: dict[str, Any] | None = None) -> Settings:
