@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # The same words as `etrepo serve`.
 ROOT_REFUSED = ("refusing to run the web process as root: run it as an unprivileged user "
-                "(deploy/etrepo-web.service uses User=etrepo)")
+                "(deploy/systemd/etrepo-web.service uses User=etrepo)")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -99,11 +100,61 @@ def _register_error_pages(app: Flask) -> None:
         return render_template("error.html", code=500, title="Server error", message=message), 500
 
 
-def create_app_from_env() -> Flask:
-    """For WSGI servers: ``gunicorn 'etrepo.app:create_app_from_env()'``. Refuses root, as
-    ``etrepo serve`` does: the web process faces the network and needs no privilege."""
-    if os.geteuid() == 0:
-        raise SettingsError(ROOT_REFUSED)
-    from etrepo.config import load_settings
+# gunicorn's exit status for "the application could not be loaded": its arbiter stops, where
+# after any other failure it would boot the workers again and again.
+APP_LOAD_ERROR = 4
 
-    return create_app(load_settings())
+
+class _CannotServe(Exception):
+    """Why the app cannot serve, in one line (the words of ``etrepo serve``)."""
+
+
+def create_app_from_env() -> Flask:
+    """For WSGI servers: ``gunicorn 'etrepo.app:create_app_from_env()'``.
+
+    Behaves like ``etrepo serve``: refuses root (the web process faces the network and needs no
+    privilege), wrong settings and a database without the current schema, each with one line
+    on stderr and exit status 4, which stops gunicorn instead of having it respawn workers.
+    Logs go to stdout in the CLI's format, unless logging is set up already (e.g. by an
+    admin's gunicorn ``logconfig``)."""
+    if not logging.getLogger().handlers:
+        from etrepo.logs import setup_logging
+
+        setup_logging()
+    try:
+        return _checked_app_from_env()
+    except _CannotServe as exc:
+        print(f"Error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(APP_LOAD_ERROR)
+
+
+def _checked_app_from_env() -> Flask:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from etrepo.config import load_settings
+    from etrepo.db import Database, schema_problem
+
+    if os.geteuid() == 0:
+        raise _CannotServe(ROOT_REFUSED)
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise _CannotServe(f"configuration: {exc}") from None
+    database = Database(settings.database_url)
+    try:
+        problem = schema_problem(database)
+    except (SQLAlchemyError, OSError) as exc:
+        problem = _one_line(exc)
+    finally:
+        database.dispose()
+    if problem:
+        app.extensions["etrepo"].db.dispose()
+        shown = database.engine.url.render_as_string(hide_password=True)
+        raise _CannotServe(f"database {shown}: {problem}")
+    return app
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
