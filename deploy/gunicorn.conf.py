@@ -5,6 +5,11 @@ threads = 4
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
+# The app is loaded once, in the master, before the workers are forked: a refusal (root, a
+# wrong setting, the schema) is then one line and exit status 4, where otherwise every worker
+# would say it and gunicorn's arbiter can trip over the second (a traceback and exit 1).
+# A reload (HUP) keeps the loaded code: after an upgrade, `systemctl restart etrepo-web`.
+preload_app = True
 # Request bodies are capped by the app (MAX_REQUEST_BYTES) and by nginx (client_max_body_size).
 limit_request_line = 8190
 # Both to the journal. The app's own lines (etrepo.*) go to stdout in its format
