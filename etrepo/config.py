@@ -61,7 +61,7 @@ class Settings:
     SMTP_HOST: str = _s("localhost", "SMTP server.")
     SMTP_PORT: int = _s(25, "SMTP port (25 plain, 587 STARTTLS, 465 TLS).")
     SMTP_SECURITY: str = _s(
-        "none", "Transport security: none | starttls | tls.", choices=("none", "starttls", "tls")
+        "none", "Transport security: none, starttls or tls.", choices=("none", "starttls", "tls")
     )
     SMTP_USER: str = _s("", "SMTP login; empty means no login.")
     SMTP_PASSWORD: str = _s("", "SMTP password.", secret=True)
@@ -75,7 +75,7 @@ class Settings:
 
     # --- accounts ------------------------------------------------------------------------
     PROVISIONER: str = _s(
-        "dry-run", "Account backend: linux | dry-run.", choices=("linux", "dry-run")
+        "dry-run", "Account backend: linux or dry-run.", choices=("linux", "dry-run")
     )
     HOME_BASE: str = _s("/home", "Folder under which home directories are created.")
     WORK_BASE: str = _s("/work", "Folder under which each user's work directory is created.")

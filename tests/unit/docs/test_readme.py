@@ -11,10 +11,13 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 def test_readme_lists_every_setting_with_its_default():
     text = README.read_text()
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (.*?) \|", text, re.MULTILINE))
+    rows = {name: (default, meaning) for name, default, meaning in re.findall(
+        r"^\| `([A-Z_]+)` \| (.*?) \| (.*) \|$", text, re.MULTILINE)}
     for f in dataclasses.fields(Settings):
         assert f.name in rows, f"README's settings table lacks {f.name}"
-        shown = rows[f.name]
+        shown, meaning = rows[f.name]
+        assert meaning == f.metadata["help"], f"README's meaning of {f.name} is not the code's"
+        assert "|" not in meaning, f"a '|' in the help of {f.name} breaks the table"
         if f.default == "":
             assert shown == "(empty)", f.name
         else:
