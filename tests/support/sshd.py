@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import wait_listening
 from tests.support.requirements import need_program, need_root
 
 SSHD = "/usr/sbin/sshd"
@@ -138,7 +138,7 @@ def sshd_server(
                 )
             server = SshdServer(HOST, port, config, log_path, proc)
             started.append(server)
-            if _wait_listening(server):
+            if wait_listening(proc, HOST, (port,), START_TIMEOUT):
                 return server
             last_log = server.log()
             server.stop()
@@ -149,23 +149,6 @@ def sshd_server(
     yield start
     for server in started:
         server.stop()
-
-
-def _wait_listening(server: SshdServer) -> bool:
-    """Poll until the port accepts a connection (True) or sshd exits / the deadline (False)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((server.host, server.port), timeout=1.0):
-                return True
-        except OSError:
-            pass
-        try:
-            server.process.wait(timeout=0.05)  # the pause between two tries; an exit ends it
-            return False
-        except subprocess.TimeoutExpired:
-            continue
-    return False
 
 
 def user_processes(uid: int) -> list[int]:

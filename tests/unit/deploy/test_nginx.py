@@ -16,7 +16,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import processes
 from tests.support.requirements import need_program, need_root
 
 REPO = Path(__file__).resolve().parents[3]
@@ -181,22 +181,8 @@ class Nginx:
 
 
 def wait_listening(nginx: Nginx) -> bool:
-    """Poll until both ports accept (True), or nginx exits / the deadline passes (False)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            for port in (nginx.http_port, nginx.https_port):
-                with socket.create_connection((HOST, port), timeout=1.0):
-                    pass
-            return True
-        except OSError:
-            pass
-        try:
-            nginx.process.wait(timeout=0.05)  # the pause between two tries; an exit ends it
-            return False
-        except subprocess.TimeoutExpired:
-            continue
-    return False
+    return processes.wait_listening(nginx.process, HOST, (nginx.http_port, nginx.https_port),
+                                    START_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

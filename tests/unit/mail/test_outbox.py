@@ -12,6 +12,7 @@ from etrepo.mail.interfaces import MailError, OutgoingMail
 from etrepo.mail.outbox import WIPED, OutboxDelivery, backoff_seconds
 from etrepo.mail.transport import MemoryTransport
 from etrepo.models import OutboxMail
+from tests.support.processes import at_once
 
 
 def enqueue(db, clock, *, to="zoe@example.org", body="Hello", sensitive=False,
@@ -166,22 +167,7 @@ def test_two_deliveries_in_parallel_send_each_mail_once(db, clock):
     ids = [enqueue(db, clock, to=f"user{n}@example.org") for n in range(30)]
     transports = [MemoryTransport() for _ in range(3)]
     deliveries = [OutboxDelivery(db, t, clock) for t in transports]
-    start = threading.Barrier(len(deliveries))
-    errors: list[BaseException] = []
-
-    def run(delivery: OutboxDelivery) -> None:
-        try:
-            start.wait(10)
-            delivery.deliver_due()
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(d,)) for d in deliveries]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors
+    at_once(delivery.deliver_due for delivery in deliveries)
     sent = [m.to_addr for t in transports for m in t.sent]
     assert sorted(sent) == sorted(f"user{n}@example.org" for n in range(30))
     assert all(row(db, i).status == "sent" and row(db, i).attempts == 1 for i in ids)

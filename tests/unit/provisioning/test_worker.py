@@ -20,6 +20,7 @@ from tests.support.portal import (
     mails_to,
     submit_and_confirm,
 )
+from tests.support.processes import at_once
 
 
 def credentials(transport: MemoryTransport, addr: str) -> list:
@@ -170,22 +171,7 @@ def test_workers_in_parallel_create_each_account_once(client, transport, setting
              ("Kurt", "Gödel"), ("Lise", "Meitner")]
     ids = [submit_and_confirm(client, workers[0], transport,
                               applicant(first_name=f, last_name=last)) for f, last in names]
-    start = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def run(worker: Worker) -> None:
-        try:
-            start.wait(10)
-            worker.process_jobs_once()
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors
+    at_once(worker.process_jobs_once for worker in workers)
     created = [name for p in provisioners for step, name in p.calls if step == "create_account"]
     assert sorted(created) == sorted(["alovelace", "aturing", "ghopper", "enoether", "kgodel",
                                       "lmeitner"])
