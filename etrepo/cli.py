@@ -301,8 +301,11 @@ def requests_list(status: str | None, limit: int) -> None:
         query = select(AccountRequest).order_by(AccountRequest.created_at.desc()).limit(limit)
         if status:
             query = query.where(AccountRequest.status == status)
-        for r in session.scalars(query):
-            click.echo(f"{r.id}  {r.status:22} {r.created_at:%Y-%m-%d %H:%M}  "
+        rows = session.scalars(query).all()
+        if rows:
+            click.echo(f"{'id':32}  {'status':22} {'created (UTC)':16}  {'username':12} name")
+        for r in rows:
+            click.echo(f"{r.id:32}  {r.status:22} {r.created_at:%Y-%m-%d %H:%M}  "
                        f"{r.username or '-':12} {r.display_name} <{r.email}>")
 
 
@@ -379,8 +382,8 @@ def outbox_cmd(show_all: bool, retry_now: bool) -> None:
         for m in session.scalars(query):
             when = (f"next try {m.next_attempt_at:%Y-%m-%d %H:%M:%S}" if m.status == "pending"
                     else f"{m.status} {m.sent_at or m.created_at:%Y-%m-%d %H:%M:%S}")
-            click.echo(f"{m.id:6} {m.status:8} {m.kind:13} attempts {m.attempts:3}  {m.to_addr}"
-                       f"  {when}  {m.last_error or ''}")
+            click.echo(f"{m.id:6} {m.status:9} {m.kind:14} attempts {m.attempts:3}  "
+                       f"{m.to_addr:32} {when}  {m.last_error or ''}".rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

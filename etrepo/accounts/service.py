@@ -113,7 +113,8 @@ class RequestService:
 
         self._count_mail(session, client_addr, email_key, now)
         request = AccountRequest(
-            id=secrets.token_urlsafe(16),
+            # 128 random bits in hex: safe in URLs and on a command line (never starts with -).
+            id=secrets.token_hex(16),
             status=Status.AWAITING_CONFIRMATION,
             first_name=app.first_name,
             last_name=app.last_name,
@@ -229,6 +230,16 @@ class RequestService:
             session.refresh(request)
             self._new_code(session, request, now)
             add_event(session, request.id, now, "code-resent")
+            return self._view(request)
+
+    def withdraw(self, request_id: str) -> RequestView:
+        """The applicant goes back to correct their details: an unconfirmed request is closed
+        (its code dies). A confirmed one is past withdrawing and stays as it is."""
+        with self.db.session() as session:
+            request = self._load(session, request_id)
+            if request.status == Status.AWAITING_CONFIRMATION:
+                self._close_unconfirmed(session, request, self.clock.now(), "withdrawn",
+                                        "the applicant went back to change their details")
             return self._view(request)
 
     # --- housekeeping -----------------------------------------------------------------

@@ -8,6 +8,7 @@ and the factory builds many apps in one process, in tests and in the demo.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -22,6 +23,7 @@ from etrepo.accounts.validation import ValidationError, check_field
 from etrepo.config import Settings
 from etrepo.dashapps import ids
 from etrepo.dashapps.hardening import PortalDash, guard
+from etrepo.web.pages import status_color
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,12 @@ def _service():  # type: ignore[no-untyped-def]
     return current_app.extensions["etrepo"].requests
 
 
+def _settings() -> Settings:
+    return current_app.extensions["etrepo"].settings
+
+
 def _hostname() -> str:
-    return current_app.extensions["etrepo"].settings.HOSTNAME
+    return _settings().HOSTNAME
 
 
 def _client() -> str:
@@ -170,10 +176,13 @@ def confirm(n_clicks: int, n_submit: int, code: str | None, request_id: str | No
     return "", False, False, progress_panel(view)
 
 
-def change_details(n_clicks: int) -> tuple[bool, bool, str, str, None]:
-    """Back to the form to correct a detail (a mistyped address): nothing is reserved before
-    the address is confirmed, so the applicant simply submits again.
+def change_details(n_clicks: int, request_id: str | None) -> tuple[bool, bool, str, str, None]:
+    """Back to the form to correct a detail (a mistyped address). The request just made is
+    withdrawn, so its code can no longer make a second account; the applicant submits again.
     Returns: modal open, submit disabled, code message, code, request id."""
+    if request_id:
+        with contextlib.suppress(ServiceError):  # unknown id: nothing to withdraw
+            _service().withdraw(request_id)
     return False, False, "", "", None
 
 
@@ -202,8 +211,7 @@ def poll(n_intervals: int, request_id: str | None) -> tuple[Any, bool]:
 
 
 def progress_panel(view: Any) -> dbc.Alert:
-    color = {Status.ACTIVE: "success", Status.FAILED: "danger", Status.REJECTED: "secondary",
-             Status.EXPIRED: "secondary"}.get(Status(view.status), "info")
+    color = status_color(Status(view.status))
     spinner = [] if Status(view.status) in FINAL else [dbc.Spinner(size="sm",
                                                                     spinner_class_name="me-2")]
     return dbc.Alert(color=color, id=ids.STATUS_ALERT, children=[
@@ -213,6 +221,9 @@ def progress_panel(view: Any) -> dbc.Alert:
                      ". Log in with ", html.Code(f"ssh {view.username}@{_hostname()}"),
                      "; you will be asked to choose a new password."], className="my-2")]
           if view.username else []),
+        *([html.Div("This portal runs with the dry-run provisioner: nothing was created on "
+                    "the server.", className="my-2 fw-semibold", id=ids.DRY_RUN)]
+          if view.username and _settings().PROVISIONER == "dry-run" else []),
         html.Small(["Status page: ", html.A(f"/requests/{view.id}", href=f"/requests/{view.id}")]),
     ])
 
@@ -267,6 +278,7 @@ def init_app(server: Flask, settings: Settings) -> Dash:
         Output(ids.CODE, "value"),
         Output(ids.REQUEST_ID, "data", allow_duplicate=True),
         Input(ids.CHANGE_DETAILS, "n_clicks"),
+        State(ids.REQUEST_ID, "data"),
         prevent_initial_call=True,
     )(change_details)
     dash_app.callback(

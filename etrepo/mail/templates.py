@@ -7,7 +7,7 @@ from etrepo.config import Settings
 
 def _footer(settings: Settings) -> str:
     return (
-        "\n--\n"
+        "\n-- \n"  # the signature separator mail clients recognise (with its space)
         "This mail was sent automatically; replies to it are not read.\n"
         f"For help, write to {settings.HELPDESK_EMAIL}.\n"
     )
@@ -52,6 +52,9 @@ def credentials_mail(
         "password above once more, then for a new one, twice. Then log in again.\n"
         "Please delete this mail afterwards.\n"
     )
+    if settings.PROVISIONER == "dry-run":
+        body += ("\n(This portal runs with the dry-run provisioner: no account was created, "
+                 "so these\ncredentials do not work.)\n")
     return subject, body + _footer(settings)
 
 

@@ -94,6 +94,7 @@ def build_message(
     msg["To"] = to_address
     msg["Subject"] = mail.subject
     msg["Date"] = format_datetime(when)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
     domain = from_address.domain or "localhost"
     if mail.message_key:
         _refuse_controls("message key", mail.message_key)

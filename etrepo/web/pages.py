@@ -30,6 +30,15 @@ STATUS_LABELS: dict[Status, str] = {
     Status.REJECTED: "Not approved",
     Status.EXPIRED: "Closed",
 }
+# Bootstrap colours of a state, the same on the status page and in the form.
+STATUS_COLORS: dict[Status, str] = {
+    Status.ACTIVE: "success", Status.FAILED: "danger", Status.REJECTED: "secondary",
+    Status.EXPIRED: "secondary",
+}
+
+
+def status_color(status: Status) -> str:
+    return STATUS_COLORS.get(status, "info")
 
 
 @bp.get("/")
@@ -46,7 +55,7 @@ def request_status(request_id: str) -> str:
         abort(404)
     status = Status(view.status)
     return render_template("status.html", view=view, status_label=STATUS_LABELS[status],
-                           refresh=status not in FINAL)
+                           status_color=status_color(status), refresh=status not in FINAL)
 
 
 @bp.get("/healthz")

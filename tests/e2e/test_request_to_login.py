@@ -42,6 +42,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from sqlalchemy import select
 from waitress import wasyncore
 
+from etrepo.accounts.errors import ServiceError
 from etrepo.accounts.lifecycle import DESCRIPTIONS, Status
 from etrepo.accounts.validation import NAME_MAX
 from etrepo.app import create_app
@@ -776,7 +777,10 @@ def test_change_my_details_after_a_typo_mails_the_code_to_the_new_address(start_
     (request,) = portal.requests_for(email)
     assert request.status != Status.AWAITING_CONFIRMATION
     (mistyped,) = portal.requests_for(typo)
-    assert mistyped.status == Status.AWAITING_CONFIRMATION  # never confirmed: it lapses
+    # Withdrawn when the applicant went back: its code cannot make a second account.
+    assert mistyped.status == Status.EXPIRED
+    with pytest.raises(ServiceError):
+        portal.services.requests.confirm(mistyped.id, "000000")
     assert tabs.dialogs == []
 
 

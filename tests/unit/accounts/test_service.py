@@ -203,3 +203,24 @@ def test_one_request_per_address_in_the_database(services, db):
     with db.session() as session:
         claims = session.scalars(select(AccountRequest.email_claim)).all()
     assert claims == ["jane.doe@uni.edu"]
+
+
+def test_withdrawing_closes_only_an_unconfirmed_request(services, worker, transport):
+    open_one = services.requests.submit(applicant())
+    assert services.requests.withdraw(open_one.id).status == "expired"
+    assert services.requests.withdraw(open_one.id).status == "expired"  # twice is harmless
+    with pytest.raises(CodeDead):
+        services.requests.confirm(open_one.id, "123456")
+    data = applicant()
+    confirmed = services.requests.submit(data)
+    services.requests.confirm(confirmed.id, latest_code(worker, transport, data["email"]))
+    assert services.requests.withdraw(confirmed.id).status == "confirmed"
+
+
+def test_request_ids_are_safe_on_a_command_line(services):
+    """`etrepo requests show ID` must never see an id that looks like an option ('-P...')."""
+    import re
+
+    for _ in range(50):
+        view = services.requests.submit(applicant())
+        assert re.fullmatch(r"[0-9a-f]{32}", view.id)

@@ -32,3 +32,23 @@ def test_credentials_mail(make_settings):
     assert "You must change this password at your first login" in body
     assert "replies to it are not read" in body
     assert "For help, write to help@example.org." in body
+
+
+def test_mails_end_with_a_real_signature_separator(make_settings):
+    _, body = templates.confirmation_mail(make_settings(), "Zoë", "123456")
+    assert "\n-- \n" in body  # with its space: clients fold what follows as a signature
+
+
+def test_credentials_mail_of_a_dry_run_says_nothing_was_created(make_settings):
+    _, real = templates.credentials_mail(make_settings(PROVISIONER="linux"), "Z", "z", "pw")
+    _, dry = templates.credentials_mail(make_settings(PROVISIONER="dry-run"), "Z", "z", "pw")
+    assert "dry-run" not in real
+    assert "no account was created" in dry
+
+
+def test_every_mail_is_marked_auto_generated():
+    from etrepo.mail.interfaces import OutgoingMail
+    from etrepo.mail.transport import build_message
+
+    message = build_message(OutgoingMail("a@example.org", "A", "s", "b"), "E <n@example.org>")
+    assert message["Auto-Submitted"] == "auto-generated"

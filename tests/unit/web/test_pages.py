@@ -112,3 +112,16 @@ def test_unknown_request_page_is_a_404_page(client):
 def test_home_and_health(client):
     assert client.get("/").status_code == 200
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_status_page_colours_and_dry_run_notice(client, db, settings):
+    request_id = post_request(client, applicant()).get_json()["id"]
+    with db.session() as session:
+        row = session.get(AccountRequest, request_id)
+        row.status, row.username = Status.ACTIVE, "alefevre"
+    page = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    attrs, _ = element(page, "status")
+    assert "text-bg-success" in attrs["class"]  # green, as in the form
+    assert "choose a new password" in page
+    assert settings.PROVISIONER == "dry-run"
+    assert "nothing was created on the server" in element(page, "dry-run")[1]
