@@ -104,7 +104,8 @@ def text_body(message: EmailMessage) -> str:
     except (LookupError, ValueError):  # unknown charset, broken encoding
         payload = part.get_payload(decode=True)
         content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
-    return content if isinstance(content, str) else ""
+    # SMTP carries CRLF line ends; the console and the mailbox page want plain newlines.
+    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
 
 
 def summarize(message: EmailMessage) -> dict[str, str]:

@@ -100,3 +100,11 @@ def test_start_twice_is_an_error(tmp_path: Path) -> None:
     catcher = MailCatcher(tmp_path / "m.mbox", stream=io.StringIO())
     with catcher, pytest.raises(RuntimeError):
         catcher.start()
+
+
+def test_caught_bodies_have_plain_newlines(tmp_path):
+    from etrepo.mail.catcher import parse_mail, text_body
+
+    raw = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nline one\r\n    123456\r\n")
+    assert text_body(parse_mail(raw)) == "line one\n    123456\n"
