@@ -9,26 +9,43 @@ import time
 from collections.abc import Callable, Iterable
 
 
-def wait_listening(process: subprocess.Popen, host: str, ports: Iterable[int],
-                   timeout: float = 15.0) -> bool:
-    """Poll until every port accepts a connection (True), or the process exits or the
-    deadline passes (False)."""
-    ports = list(ports)
+def until(process: subprocess.Popen, condition: Callable[[], bool],
+          timeout: float = 15.0) -> bool:
+    """Poll ``condition`` until it holds (True), or the process exits or the deadline passes
+    (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            for port in ports:
-                with socket.create_connection((host, port), timeout=1.0):
-                    pass
+        if condition():
             return True
-        except OSError:
-            pass
         try:
             process.wait(timeout=0.05)  # the pause between two tries; an exit ends it
             return False
         except subprocess.TimeoutExpired:
             continue
     return False
+
+
+def accepts(host: str, ports: Iterable[int]) -> Callable[[], bool]:
+    """A condition: every one of the TCP ports accepts a connection."""
+    ports = list(ports)
+
+    def check() -> bool:
+        try:
+            for port in ports:
+                with socket.create_connection((host, port), timeout=1.0):
+                    pass
+        except OSError:
+            return False
+        return True
+
+    return check
+
+
+def wait_listening(process: subprocess.Popen, host: str, ports: Iterable[int],
+                   timeout: float = 15.0) -> bool:
+    """Poll until every port accepts a connection (True), or the process exits or the
+    deadline passes (False)."""
+    return until(process, accepts(host, ports), timeout)
 
 
 def at_once(calls: Iterable[Callable[[], object]], timeout: float = 30.0) -> None:

@@ -9,9 +9,9 @@ import runpy
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from tests.support.processes import until
 from tests.support.requirements import need
 
 REPO = Path(__file__).resolve().parents[3]
@@ -73,34 +73,22 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 def wait_listening(process: subprocess.Popen[bytes], path: Path) -> bool:
     """Poll until the socket accepts (True), or gunicorn exits / the deadline passes (False)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def accepts() -> bool:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
                 probe.connect(str(path))
-            return True
         except OSError:
-            pass
-        try:
-            process.wait(timeout=0.05)  # the pause between two tries; an exit ends it
             return False
-        except subprocess.TimeoutExpired:
-            continue
-    return False
+        return True
+
+    return until(process, accepts, START_TIMEOUT)
 
 
 def wait_logged(process: subprocess.Popen[bytes], path: Path, *texts: str) -> bool:
     """Poll the log until one of ``texts`` is in it (True), or gunicorn exits / the deadline."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if any(text in path.read_text() for text in texts):
-            return True
-        try:
-            process.wait(timeout=0.05)  # the pause between two tries; an exit ends it
-            return False
-        except subprocess.TimeoutExpired:
-            continue
-    return False
+    return until(process, lambda: any(text in path.read_text() for text in texts),
+                 START_TIMEOUT)
 
 
 def test_gunicorn_with_this_file_starts_clean_and_logs_the_client(tmp_path):
