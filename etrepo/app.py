@@ -129,10 +129,8 @@ def create_app_from_env() -> Flask:
 
 
 def _checked_app_from_env() -> Flask:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from etrepo.config import load_settings
-    from etrepo.db import Database, schema_problem
+    from etrepo.db import startup_problem
 
     if os.geteuid() == 0:
         raise _CannotServe(ROOT_REFUSED)
@@ -141,20 +139,8 @@ def _checked_app_from_env() -> Flask:
         app = create_app(settings)
     except SettingsError as exc:
         raise _CannotServe(f"configuration: {exc}") from None
-    database = Database(settings.database_url)
-    try:
-        problem = schema_problem(database)
-    except (SQLAlchemyError, OSError) as exc:
-        problem = _one_line(exc)
-    finally:
-        database.dispose()
+    problem = startup_problem(app.extensions["etrepo"].db)
     if problem:
         app.extensions["etrepo"].db.dispose()
-        shown = database.engine.url.render_as_string(hide_password=True)
-        raise _CannotServe(f"database {shown}: {problem}")
+        raise _CannotServe(problem)
     return app
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

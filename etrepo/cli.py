@@ -67,16 +67,15 @@ def db_upgrade(revision: str) -> None:
     """Create the schema, or migrate it to REVISION."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from etrepo.db import Database
+    from etrepo.db import Database, one_line
 
     settings = _load()
     database = Database(settings.database_url)
     try:
         database.upgrade(revision)
     except (SQLAlchemyError, OSError) as exc:
-        raise click.ClickException(
-            f"database {_safe_url(database)}: {_one_line(exc)}") from None
-    click.echo(f"schema at {revision} in {_safe_url(database)}")
+        raise click.ClickException(f"database {database.safe_url}: {one_line(exc)}") from None
+    click.echo(f"schema at {revision} in {database.safe_url}")
 
 
 @db.command("check")
@@ -93,29 +92,14 @@ def db_check() -> None:
     click.echo("models and migrations agree")
 
 
-def _safe_url(database: Any) -> str:
-    return database.engine.url.render_as_string(hide_password=True)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _open_db(settings: Settings) -> Any:
     """The database, checked: reachable and at the migrations' head. One line otherwise."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from etrepo.db import Database, schema_problem
+    from etrepo.db import Database, startup_problem
 
     database = Database(settings.database_url)
-    try:
-        problem = schema_problem(database)
-    except (SQLAlchemyError, OSError) as exc:
-        raise click.ClickException(
-            f"database {_safe_url(database)}: {_one_line(exc)}") from None
+    problem = startup_problem(database)
     if problem:
-        raise click.ClickException(f"database {_safe_url(database)}: {problem}")
+        raise click.ClickException(problem)
     return database
 
 
@@ -136,7 +120,11 @@ def serve(host: str, port: int, threads: int) -> None:
         app = create_app(settings)
     except SettingsError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    _open_db(settings).dispose()  # refuse to serve a database without the schema
+    from etrepo.db import startup_problem
+
+    problem = startup_problem(app.extensions["etrepo"].db)  # no schema: refuse to serve
+    if problem:
+        raise click.ClickException(problem)
     _serve_forever(app, host, port, threads)
 
 
@@ -342,7 +330,7 @@ def requests_show(request_id: str) -> None:
 @click.argument("request_id")
 def requests_retry(request_id: str) -> None:
     """Put a failed request back in the queue."""
-    from etrepo.accounts.service import add_event
+    from etrepo.accounts.service import add_event, set_status
     from etrepo.clock import utcnow
 
     settings = _load()
@@ -351,7 +339,8 @@ def requests_retry(request_id: str) -> None:
         if r.status != Status.FAILED:
             raise click.ClickException(f"request {request_id} is {r.status}: only a failed "
                                        "request can be retried")
-        r.status, r.attempts, r.next_attempt_at = Status.CONFIRMED, 0, utcnow()
+        set_status(r, Status.CONFIRMED, utcnow())
+        r.attempts, r.next_attempt_at = 0, utcnow()
         add_event(session, r.id, utcnow(), "retry", "queued again by a maintainer")
     click.echo(f"request {request_id} queued again")
 

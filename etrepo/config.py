@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from etrepo.accounts.usernames import USERNAME_RE
 
 ENV_PREFIX = "ETREPO_"
 # ETREPO_* variables that are not settings: the test suite's own switches.
@@ -37,7 +38,21 @@ class SettingsError(ValueError):
 
 
 def _s(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+    # A secret stays out of repr(settings), so out of any log or page that prints the object.
+    return field(default=default, metadata={"help": help, **extra},
+                 repr=not extra.get("secret"))
+
+
+def shown_value(name: str, value: Any) -> str:
+    """How a setting's value may be shown (in `etrepo config`, in an error): never a secret."""
+    if _FIELDS[name].metadata.get("secret"):
+        return "(set)" if value else "(empty)"
+    if name == "DATABASE_URL" and value:
+        try:
+            return repr(make_url(value).render_as_string(hide_password=True))
+        except ArgumentError:
+            return "(not a URL)"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -123,16 +138,13 @@ class Settings:
         """(name, value shown, help) for every setting; secrets are masked."""
         rows = []
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            shown = ("(set)" if value else "(empty)") if f.metadata.get("secret") else repr(value)
-            rows.append((f.name, shown, f.metadata["help"]))
+            rows.append((f.name, shown_value(f.name, getattr(self, f.name)), f.metadata["help"]))
         return rows
 
 
 SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_USERNAME_LIKE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -160,12 +172,12 @@ def _coerce(name: str, raw: Any) -> Any:
             raise ValueError
         return raw
     except (TypeError, ValueError):
-        raise SettingsError(f"{name}: expected {kind}, got {raw!r}") from None
+        raise SettingsError(f"{name}: expected {kind}, got {shown_value(name, raw)}") from None
 
 
 def _check(values: dict[str, Any]) -> None:
     def fail(name: str, why: str) -> None:
-        raise SettingsError(f"{name}: {why} (got {values[name]!r})")
+        raise SettingsError(f"{name}: {why} (got {shown_value(name, values[name])})")
 
     for name, f in _FIELDS.items():
         choices = f.metadata.get("choices")
@@ -211,7 +223,7 @@ def _check(values: dict[str, Any]) -> None:
         if not values[name].startswith("/"):
             fail(name, "must be an absolute path")
     for group in values["USER_GROUPS"].split(","):
-        if group.strip() and not _USERNAME_LIKE.match(group.strip()):
+        if group.strip() and not USERNAME_RE.fullmatch(group.strip()):
             fail("USER_GROUPS", f"{group.strip()!r} is not a valid group name")
     if "@" not in values["MAIL_FROM"]:
         fail("MAIL_FROM", "must contain an email address")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,11 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @property
+    def safe_url(self) -> str:
+        """The URL to show (logs, errors): without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
+
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
@@ -103,12 +109,36 @@ def schema_differences(database: Database) -> list[str]:
         return [str(diff) for diff in compare_metadata(context, Base.metadata)]
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of a database error: what an admin needs, without the traceback."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def startup_problem(database: Database) -> str | None:
+    """Why a process should not start on this database, in one line (None: it may)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        problem = schema_problem(database)
+    except (SQLAlchemyError, OSError) as exc:
+        problem = one_line(exc)
+    return f"database {database.safe_url}: {problem}" if problem else None
+
+
+@functools.cache
+def migrations_head() -> str:
+    """The newest migration's revision (read once: the files do not change while we run)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
+
+
 def schema_problem(database: Database) -> str | None:
     """Why the schema is not usable by this code (None: at the migrations' head)."""
     from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(database.url)).get_current_head()
+    head = migrations_head()
     path = database.sqlite_path
     if path is not None and not path.exists():
         # Do not let SQLite create an empty file here: the admin is in the wrong folder, or

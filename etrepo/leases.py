@@ -18,6 +18,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 
+def backoff_seconds(attempts: int, first: int, cap: int) -> int:
+    """Wait before the next try of a queued row: ``first``, doubling, at most ``cap``."""
+    return min(cap, first * 2 ** max(0, attempts - 1))
+
+
 def new_owner() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 

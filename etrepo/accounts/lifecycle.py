@@ -22,7 +22,8 @@ class Status(StrEnum):
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.AWAITING_CONFIRMATION: frozenset({Status.CONFIRMED, Status.EXPIRED}),
-    Status.CONFIRMED: frozenset({Status.AWAITING_APPROVAL, Status.PROVISIONING}),
+    # confirmed -> failed: the worker's own checks refused the request before provisioning
+    Status.CONFIRMED: frozenset({Status.AWAITING_APPROVAL, Status.PROVISIONING, Status.FAILED}),
     Status.AWAITING_APPROVAL: frozenset({Status.CONFIRMED, Status.REJECTED}),
     # provisioning -> confirmed is the retry after a failed attempt
     Status.PROVISIONING: frozenset({Status.ACTIVE, Status.FAILED, Status.CONFIRMED}),
@@ -31,6 +32,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.REJECTED: frozenset(),
     Status.EXPIRED: frozenset(),
 }
+
+# States a request does not leave on its own.
+FINAL = frozenset({Status.ACTIVE, Status.FAILED, Status.REJECTED, Status.EXPIRED})
 
 # States in which a request holds its email address (one per address at a time).
 HOLDS_ADDRESS = frozenset(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from etrepo.accounts.codes import code_matches, generate_code, hash_code, normalize_code
 from etrepo.accounts.errors import CodeDead, Conflict, NotFound, RateLimited, WrongCode
-from etrepo.accounts.lifecycle import DESCRIPTIONS, Status
+from etrepo.accounts.lifecycle import DESCRIPTIONS, Status, check_transition
 from etrepo.accounts.validation import Application, normalize_email, validate_application
 from etrepo.clock import Clock
 from etrepo.config import Settings
@@ -49,6 +49,15 @@ class RequestView:
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+def set_status(request: AccountRequest, new: Status, now: dt.datetime) -> None:
+    """The only way a request changes state: along the lifecycle's arrows, or an error.
+    Staying in a state (a resumed job, a retry before any step ran) is no change."""
+    if request.status != new:
+        check_transition(request.status, new)
+    request.status = new
+    request.updated_at = now
 
 
 def add_event(session: Session, request_id: str, now: dt.datetime, kind: str,
@@ -180,9 +189,8 @@ class RequestService:
                     )
                 elif code_matches(code, request.id, request.code_hash or "",
                                       self.settings.SECRET_KEY):
-                    request.status = Status.CONFIRMED
+                    set_status(request, Status.CONFIRMED, now)
                     request.confirmed_at = now
-                    request.updated_at = now
                     request.code_hash = None
                     request.next_attempt_at = now
                     outbox.cancel_pending(session, request.id, "confirmation",
@@ -265,10 +273,9 @@ class RequestService:
     def _close_unconfirmed(session: Session, request: AccountRequest, now: dt.datetime,
                            kind: str, why: str) -> None:
         """Expire a request never confirmed: it frees its address and its code dies."""
-        request.status = Status.EXPIRED
+        set_status(request, Status.EXPIRED, now)
         request.email_claim = None
         request.code_hash = None
-        request.updated_at = now
         outbox.cancel_pending(session, request.id, "confirmation", why)
         add_event(session, request.id, now, kind, why)
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from unidecode import unidecode
 
-USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Valid Linux user and group names. Always used with fullmatch ('$' would let a final '\n' by).
+USERNAME_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 MAX_LENGTH = 32
 
 # Names a person must never get, even if no such user exists on this machine yet.
@@ -44,7 +45,7 @@ def choose_username(
     base = base_username(first_name, last_name)
     for n in range(1, limit):
         candidate = base if n == 1 else f"{base}{n}"
-        if candidate in RESERVED or not USERNAME_RE.match(candidate):
+        if candidate in RESERVED or not USERNAME_RE.fullmatch(candidate):
             continue
         if not is_taken(candidate):
             return candidate

@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask, current_app, request
 
 from etrepo.accounts.errors import RateLimited, ServiceError
-from etrepo.accounts.lifecycle import Status
+from etrepo.accounts.lifecycle import FINAL, Status
 from etrepo.accounts.validation import ValidationError, check_field
 from etrepo.config import Settings
 from etrepo.dashapps import ids
@@ -37,7 +37,6 @@ FIELDS: list[tuple[str, str, str, bool]] = [
     ("email", "Email", "email", True),
     ("github", "GitHub account (optional)", "text", False),
 ]
-FINAL = {Status.ACTIVE, Status.FAILED, Status.REJECTED, Status.EXPIRED}
 
 
 # --- layout -----------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def retry_now(session: Session, now: dt.datetime) -> int:
 
 
 def backoff_seconds(attempts: int, cap: int) -> int:
-    return min(cap, FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1))
+    return leases.backoff_seconds(attempts, FIRST_RETRY_SECONDS, cap)
 
 
 GiveUpHook = Callable[[Session, OutboxMail, dt.datetime], None]
@@ -74,7 +74,8 @@ GiveUpHook = Callable[[Session, OutboxMail, dt.datetime], None]
 class OutboxDelivery:
     def __init__(self, db: Database, transport: MailTransport, clock: Clock,
                  max_backoff: int = 1800, owner: str | None = None,
-                 on_give_up: GiveUpHook | None = None) -> None:
+                 on_give_up: GiveUpHook | None = None,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         """``on_give_up`` runs in the transaction that marks a mail failed for good (to tell
         someone: a lost credentials mail locks an applicant out)."""
         self.db = db
@@ -83,6 +84,7 @@ class OutboxDelivery:
         self.max_backoff = max_backoff
         self.owner = owner or leases.new_owner()
         self.on_give_up = on_give_up
+        self.lease_seconds = lease_seconds  # longer than one delivery can take
 
     def deliver_due(self, limit: int = 50) -> int:
         """Try every due mail once; returns how many were handled (sent or given up)."""
@@ -104,7 +106,7 @@ class OutboxDelivery:
     def _deliver_one(self, mail_id: int) -> bool:
         with self.db.session() as session:
             if not leases.claim(session, OutboxMail, mail_id, self.owner, self.clock.now(),
-                                LEASE_SECONDS, OutboxMail.status == "pending"):
+                                self.lease_seconds, OutboxMail.status == "pending"):
                 return False
             mail = session.get(OutboxMail, mail_id)
             assert mail is not None

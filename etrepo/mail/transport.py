@@ -188,7 +188,8 @@ class SmtpTransport:
     def send(self, mail: OutgoingMail) -> None:
         """Deliver ``mail`` or raise MailError. ValueError if the mail itself is malformed."""
         msg = build_message(mail, self.sender)
-        logger.info(
+        # DEBUG here: the outbox logs each attempt's outcome once, with the attempt and next try.
+        logger.debug(
             "sending mail to %s, subject %r, via %s:%d (%s)",
             mail.to_addr, mail.subject, self.host, self.port, self.security,
         )
@@ -197,7 +198,7 @@ class SmtpTransport:
             self._deliver(msg, msg["To"].addresses[0].addr_spec)
         except (smtplib.SMTPException, OSError) as exc:
             error = MailError(self._describe(exc), permanent=self._is_permanent(exc))
-            logger.warning(
+            logger.debug(
                 "mail to %s, subject %r not sent (%s): %s",
                 mail.to_addr, mail.subject,
                 "permanent" if error.permanent else "temporary", error,
@@ -205,7 +206,8 @@ class SmtpTransport:
             # ``from None``: the message already says what happened; no chained traceback
             # that a later log line could print.
             raise error from None
-        logger.info("mail to %s, subject %r accepted by %s", mail.to_addr, mail.subject, self.host)
+        logger.debug("mail to %s, subject %r accepted by %s", mail.to_addr, mail.subject,
+                     self.host)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -333,5 +335,5 @@ class MemoryTransport:
         build_message(mail, self.sender)
         if self.fail_with is not None:
             raise self.fail_with
-        logger.info("mail to %s, subject %r kept in memory", mail.to_addr, mail.subject)
+        logger.debug("mail to %s, subject %r kept in memory", mail.to_addr, mail.subject)
         self.sent.append(mail)

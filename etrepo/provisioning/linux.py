@@ -15,7 +15,6 @@ import grp
 import logging
 import os
 import pwd
-import re
 import secrets
 import shlex
 import shutil
@@ -25,11 +24,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from etrepo.accounts.usernames import USERNAME_RE
 from etrepo.provisioning.interfaces import AccountSpec, ProvisioningError
 
 log = logging.getLogger(__name__)
 
-USERNAME_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # used with fullmatch: no '$'-newline hole
 GECOS_FORBIDDEN = frozenset(":,=")
 GECOS_MAX = 255
 # Commands are found on this PATH only, with messages in English whatever the locale.

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from etrepo import leases
 from etrepo.accounts.lifecycle import Status
-from etrepo.accounts.service import RequestService, add_event
-from etrepo.accounts.usernames import USERNAME_RE, choose_username, gecos
+from etrepo.accounts.service import RequestService, add_event, set_status
+from etrepo.accounts.usernames import choose_username, gecos
 from etrepo.accounts.validation import ValidationError, validate_application
 from etrepo.clock import Clock
 from etrepo.config import Settings
@@ -33,8 +33,10 @@ from etrepo.provisioning.linux import generate_password
 
 log = logging.getLogger(__name__)
 
-JOB_LEASE_SECONDS = 300
+# Longer than the longest job: up to five commands of linux.COMMAND_TIMEOUT (120 s) each.
+JOB_LEASE_SECONDS = 900
 RETRY_SECONDS = 30
+RETRY_MAX_SECONDS = 3600
 HOUSEKEEPING_SECONDS = 60
 
 
@@ -46,8 +48,11 @@ class Worker:
         self.provisioner = provisioner
         self.clock = clock
         self.owner = leases.new_owner()
-        self.delivery = outbox.OutboxDelivery(db, transport, clock, settings.MAIL_MAX_BACKOFF,
-                                              self.owner, on_give_up=self._mail_given_up)
+        self.delivery = outbox.OutboxDelivery(
+            db, transport, clock, settings.MAIL_MAX_BACKOFF, self.owner,
+            on_give_up=self._mail_given_up,
+            # connect, (STARTTLS,) login, send, quit: each may take up to SMTP_TIMEOUT
+            lease_seconds=max(outbox.LEASE_SECONDS, 60 + 5 * settings.SMTP_TIMEOUT))
         self.requests = RequestService(db, settings, clock)
 
     def check(self) -> None:
@@ -93,10 +98,11 @@ class Worker:
             password = generate_password(self.settings.PASSWORD_LENGTH)
             actions += self.provisioner.set_initial_password(spec.username, password)
         except (ProvisioningError, ValidationError, ValueError, OSError) as exc:
-            self._fail(request_id, exc)
-            return self._is_final(request_id)
-        self._finish(request_id, spec, actions, password)
-        return True
+            return self._fail(request_id, exc)
+        except Exception as exc:  # a bug or the database: still a counted, bounded attempt
+            log.exception("request %s: unexpected error while provisioning", request_id)
+            return self._fail(request_id, exc)
+        return self._finish(request_id, spec, actions, password)
 
     def _start(self, request_id: str) -> AccountSpec:
         """Mark the request provisioning and fix its username, in one transaction."""
@@ -104,8 +110,7 @@ class Worker:
             request = session.get(AccountRequest, request_id)
             assert request is not None
             now = self.clock.now()
-            request.status = Status.PROVISIONING
-            request.updated_at = now
+            set_status(request, Status.PROVISIONING, now)
             # Trust nothing from the database: the same rules as the form, once more.
             application = validate_application({
                 "first_name": request.first_name, "last_name": request.last_name,
@@ -121,8 +126,7 @@ class Worker:
                       f"attempt {request.attempts} by {self.provisioner.name}")
             username = request.username
             full_name = gecos(application.first_name, application.last_name)
-        if not USERNAME_RE.match(username):
-            raise ProvisioningError(f"refusing invalid username {username!r}")
+        # The provisioner checks the spec once more (username, GECOS, paths) before a command.
         return AccountSpec(
             username=username,
             gecos=full_name,
@@ -141,11 +145,21 @@ class Worker:
 
         return taken
 
+    def _still_ours(self, request: AccountRequest) -> bool:
+        """False if our lease ran out and another worker took the job: it finishes it."""
+        if request.lease_owner == self.owner:
+            return True
+        log.warning("request %s: lease lost to %s; leaving the job to it", request.id,
+                    request.lease_owner)
+        return False
+
     def _finish(self, request_id: str, spec: AccountSpec, actions: list[str],
-                password: str) -> None:
+                password: str) -> bool:
         with self.db.session() as session:
             request = session.get(AccountRequest, request_id)
             assert request is not None
+            if not self._still_ours(request):
+                return False
             now = self.clock.now()
             for action in actions:
                 add_event(session, request.id, now, "action", action)
@@ -155,28 +169,30 @@ class Worker:
             outbox.enqueue(session, now, kind="credentials", to_addr=request.email,
                            to_name=request.display_name, subject=subject, body=body,
                            request_id=request.id, sensitive=True)
-            request.status = Status.ACTIVE
+            set_status(request, Status.ACTIVE, now)
             request.activated_at = now
-            request.updated_at = now
             request.failure_reason = None
             request.lease_owner = None
             request.lease_until = None
             add_event(session, request.id, now, "active", spec.username)
         log.info("request %s: account %s ready (%s)", request_id, spec.username,
                  self.provisioner.name)
+        return True
 
-    def _fail(self, request_id: str, exc: Exception) -> None:
+    def _fail(self, request_id: str, exc: Exception) -> bool:
+        """Record a failed attempt; True if it was the last one (the request is failed)."""
         reason = str(exc)[:2000] or type(exc).__name__
         with self.db.session() as session:
             request = session.get(AccountRequest, request_id)
             assert request is not None
+            if not self._still_ours(request):
+                return False
             now = self.clock.now()
             request.failure_reason = reason
             request.lease_owner = None
             request.lease_until = None
-            request.updated_at = now
             if request.attempts >= self.settings.PROVISION_MAX_ATTEMPTS:
-                request.status = Status.FAILED
+                set_status(request, Status.FAILED, now)
                 add_event(session, request.id, now, "failed", reason)
                 # Told once, in the same transaction as the failure: no failure goes unreported
                 # and a rerun does not report it twice.
@@ -185,13 +201,14 @@ class Worker:
                     request.attempts, reason))
                 log.error("request %s failed for good after %d attempts: %s", request.id,
                           request.attempts, reason)
-            else:
-                request.status = Status.CONFIRMED
-                wait = RETRY_SECONDS * 2 ** (request.attempts - 1)
-                request.next_attempt_at = now + dt.timedelta(seconds=wait)
-                add_event(session, request.id, now, "attempt-failed", reason)
-                log.warning("request %s: attempt %d failed, retry in %ds: %s", request.id,
-                            request.attempts, wait, reason)
+                return True
+            set_status(request, Status.CONFIRMED, now)
+            wait = leases.backoff_seconds(request.attempts, RETRY_SECONDS, RETRY_MAX_SECONDS)
+            request.next_attempt_at = now + dt.timedelta(seconds=wait)
+            add_event(session, request.id, now, "attempt-failed", reason)
+            log.warning("request %s: attempt %d failed, retry in %ds: %s", request.id,
+                        request.attempts, wait, reason)
+            return False
 
     def _mail_given_up(self, session: Session, mail: OutboxMail, now: dt.datetime) -> None:
         """A credentials mail refused for good leaves an account nobody can use: say so."""
@@ -212,11 +229,6 @@ class Worker:
                        to_addr=self.settings.maintainers_email,
                        to_name=f"{self.settings.SITE_NAME} maintainers",
                        subject=subject, body=body, request_id=request_id)
-
-    def _is_final(self, request_id: str) -> bool:
-        with self.db.session() as session:
-            request = session.get(AccountRequest, request_id)
-            return request is not None and request.status == Status.FAILED
 
     # --- the loop -----------------------------------------------------------------------
     def recover(self) -> None:

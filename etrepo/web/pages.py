@@ -9,15 +9,14 @@ from sqlalchemy import literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from etrepo.accounts.errors import NotFound
-from etrepo.accounts.lifecycle import Status
-from etrepo.db import schema_problem
+from etrepo.accounts.lifecycle import FINAL, Status
+from etrepo.db import one_line, schema_problem
 from etrepo.models import Base
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
-FINAL = {Status.ACTIVE, Status.FAILED, Status.REJECTED, Status.EXPIRED}
 
 # The status badge in words; the raw value stays in its data-status attribute for machines.
 STATUS_LABELS: dict[Status, str] = {
@@ -66,7 +65,7 @@ def healthz() -> tuple[dict[str, str], int]:
     try:
         problem = schema_problem(db)  # also: no SQLite file yet (and none is created here)
     except SQLAlchemyError as exc:
-        return _unavailable("database unreachable", _first_line(exc))
+        return _unavailable("database unreachable", f"{type(exc).__name__}: {one_line(exc)}")
     if problem:
         return _unavailable(not_ready, problem)
     try:
@@ -74,13 +73,8 @@ def healthz() -> tuple[dict[str, str], int]:
             for table in Base.metadata.sorted_tables:
                 connection.execute(select(literal(1)).select_from(table).limit(1)).all()
     except SQLAlchemyError as exc:
-        return _unavailable(not_ready, _first_line(exc))
+        return _unavailable(not_ready, f"{type(exc).__name__}: {one_line(exc)}")
     return {"status": "ok"}, 200
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _unavailable(reason: str, detail: str) -> tuple[dict[str, str], int]:

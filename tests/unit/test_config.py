@@ -176,3 +176,17 @@ def test_a_config_file_that_is_a_folder_or_exits_is_one_clear_line(tmp_path):
     exits.write_text("import sys\nsys.exit(3)\n")
     with pytest.raises(SettingsError, match=r"cannot load .*SystemExit: 3"):
         load_settings(environ={"ETREPO_CONFIG": str(exits)})
+
+
+def test_secrets_never_appear_in_errors_or_in_the_settings_repr():
+    secret, password = "hunter2-short", "S3cretPw"
+    for environ in ({"ETREPO_SECRET_KEY": secret},
+                    {"ETREPO_DATABASE_URL": f"mysql://u:{password}@h/db"}):
+        with pytest.raises(SettingsError) as info:
+            load_settings(environ=environ)
+        assert secret not in str(info.value) and password not in str(info.value)
+    settings = load_settings(environ={"ETREPO_SECRET_KEY": "k" * 40,
+                                      "ETREPO_SMTP_PASSWORD": password})
+    assert "k" * 40 not in repr(settings) and password not in repr(settings)
+    url = load_settings(environ={"ETREPO_DATABASE_URL": f"postgresql+psycopg://u:{password}@h/d"})
+    assert password not in str(url.describe())

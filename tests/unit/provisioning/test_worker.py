@@ -199,3 +199,37 @@ def test_a_refused_credentials_mail_is_reported_to_the_maintainers(
         kinds = list(session.scalars(select(RequestEvent.kind).where(
             RequestEvent.request_id == request_id)))
     assert "credentials-lost" in kinds
+
+
+class _BuggyProvisioner(RecordingProvisioner):
+    """A provisioner with a bug: an exception no contract names."""
+
+    def create_account(self, spec):  # type: ignore[no-untyped-def]
+        raise KeyError("pw_uid")
+
+
+def test_an_unexpected_error_is_still_a_counted_attempt_and_ends_failed(
+        client, transport, settings, db, clock, caplog):
+    worker = Worker(db, settings, _BuggyProvisioner(), transport, clock)
+    request_id = submit_and_confirm(client, worker, transport, applicant())
+    for _ in range(settings.PROVISION_MAX_ATTEMPTS):
+        worker.process_jobs_once()
+        clock.advance(3600)
+    state = get_request(client, request_id)
+    assert state["status"] == "failed" and "pw_uid" in state["failure_reason"]
+    assert "unexpected error while provisioning" in caplog.text  # with its traceback, logged
+    worker.delivery.deliver_due()
+    assert [m for m in transport.sent if m.to_addr == settings.maintainers_email]
+
+
+def test_a_worker_whose_lease_was_taken_leaves_the_job_to_the_new_owner(
+        client, transport, settings, db, clock):
+    """A job that outlived its lease was taken by another worker: the first must not mail
+    credentials (the other one set the password that works)."""
+    worker = Worker(db, settings, RecordingProvisioner(), transport, clock)
+    request_id = submit_and_confirm(client, worker, transport, applicant())
+    with db.session() as session:
+        session.get(AccountRequest, request_id).lease_owner = "other-host:1:deadbeef"
+    spec = worker._start(request_id)
+    assert worker._finish(request_id, spec, [], "Pw-not-the-real-one") is False
+    assert count(db, OutboxMail, OutboxMail.kind == "credentials") == 0
