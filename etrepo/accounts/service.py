@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from etrepo.accounts.codes import code_matches, generate_code, hash_code, normalize_code
 from etrepo.accounts.errors import CodeDead, Conflict, NotFound, RateLimited, WrongCode
-from etrepo.accounts.lifecycle import DESCRIPTIONS, Status, check_transition
+from etrepo.accounts.lifecycle import DESCRIPTIONS, HOLDS_ADDRESS, Status, check_transition
 from etrepo.accounts.validation import Application, normalize_email, validate_application
 from etrepo.clock import Clock
 from etrepo.config import Settings
@@ -58,6 +58,8 @@ def set_status(request: AccountRequest, new: Status, now: dt.datetime) -> None:
         check_transition(request.status, new)
     request.status = new
     request.updated_at = now
+    if new not in HOLDS_ADDRESS:
+        request.email_claim = None  # the address is free for a new request
 
 
 def add_event(session: Session, request_id: str, now: dt.datetime, kind: str,
@@ -273,8 +275,7 @@ class RequestService:
     def _close_unconfirmed(session: Session, request: AccountRequest, now: dt.datetime,
                            kind: str, why: str) -> None:
         """Expire a request never confirmed: it frees its address and its code dies."""
-        set_status(request, Status.EXPIRED, now)
-        request.email_claim = None
+        set_status(request, Status.EXPIRED, now)  # frees the address
         request.code_hash = None
         outbox.cancel_pending(session, request.id, "confirmation", why)
         add_event(session, request.id, now, kind, why)
