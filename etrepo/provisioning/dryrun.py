@@ -56,7 +56,7 @@ class DryRunProvisioner:
             if known is not None:
                 linux.ensure_not_foreign(spec, _fake_passwd(known))
                 return _would([f"user {spec.username} exists already (dry run)"], NOTHING)
-            real = _real_user(spec.username)
+            real = linux.lookup_user(spec.username)
             linux.ensure_not_foreign(spec, real)
             self._created[spec.username] = spec
         if real is not None:
@@ -69,29 +69,17 @@ class DryRunProvisioner:
     def set_initial_password(self, username: str, password: str) -> list[str]:
         linux.check_username(username)
         linux.check_password(password)
-        return _would([
-            f"chpasswd (new password of {username} given on stdin)",
-            shlex.join(linux.expire_argv(username)) + " (must change the password at first login)",
-        ])
+        return _would(linux.password_actions(username))
 
     def remove_account(self, spec: AccountSpec) -> list[str]:
-        linux.check_username(spec.username)
-        linux.check_path(spec.home, "home directory")
-        linux.check_path(spec.workdir, "work directory")
+        linux.check_removal(spec)
         with self._lock:
             known = self._created.pop(spec.username, None)
-        real = _real_user(spec.username)
+        real = linux.lookup_user(spec.username)
         if known is None and real is None:
             return _would([f"user {spec.username} does not exist"], NOTHING)
         linux.ensure_not_foreign(spec, real)
         return _would([f"rm -r {spec.workdir}", shlex.join(linux.userdel_argv(spec.username))])
-
-
-def _real_user(name: str) -> pwd.struct_passwd | None:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        return None
 
 
 def _fake_passwd(spec: AccountSpec) -> pwd.struct_passwd:

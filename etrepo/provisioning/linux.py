@@ -243,7 +243,21 @@ def generate_password(length: int = 16) -> str:
             return pw
 
 
-def _lookup_user(name: str) -> pwd.struct_passwd | None:
+def password_actions(username: str) -> list[str]:
+    """What setting the initial password does, for the request's history (no password)."""
+    return [
+        f"chpasswd (new password of {username} given on stdin)",
+        shlex.join(expire_argv(username)) + " (must change the password at first login)",
+    ]
+
+
+def check_removal(spec: AccountSpec) -> None:
+    check_username(spec.username)
+    check_path(spec.home, "home directory")
+    check_path(spec.workdir, "work directory")
+
+
+def lookup_user(name: str) -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(name)
     except KeyError:
@@ -295,7 +309,7 @@ class LinuxProvisioner:
         check_spec(spec)
         require_root()
         actions: list[str] = []
-        user = _lookup_user(spec.username)
+        user = lookup_user(spec.username)
         ensure_not_foreign(spec, user)
         if user is None:
             if os.path.lexists(spec.home):
@@ -308,7 +322,7 @@ class LinuxProvisioner:
             argv = useradd_argv(spec)
             run(argv)
             actions.append(shlex.join(argv))
-            user = _lookup_user(spec.username)
+            user = lookup_user(spec.username)
             if user is None:
                 raise ProvisioningError(f"useradd succeeded but user {spec.username} is missing")
         else:
@@ -321,22 +335,17 @@ class LinuxProvisioner:
         check_username(username)
         check_password(password)
         require_root()
-        if _lookup_user(username) is None:
+        if lookup_user(username) is None:
             raise ProvisioningError(f"user {username} does not exist: no password set")
         run(chpasswd_argv(), input=f"{username}:{password}\n", redact=(password,))
         run(expire_argv(username))
-        return [
-            f"chpasswd (new password of {username} given on stdin)",
-            shlex.join(expire_argv(username)) + " (must change the password at first login)",
-        ]
+        return password_actions(username)
 
     def remove_account(self, spec: AccountSpec) -> list[str]:
-        check_username(spec.username)
-        check_path(spec.home, "home directory")
-        check_path(spec.workdir, "work directory")
+        check_removal(spec)
         require_root()
         actions: list[str] = []
-        user = _lookup_user(spec.username)
+        user = lookup_user(spec.username)
         # Never remove somebody else's account that merely has the same name.
         ensure_not_foreign(spec, user)
         actions += _remove_workdir(spec, user)
@@ -346,7 +355,7 @@ class LinuxProvisioner:
             actions.append(shlex.join(argv))
             if proc.returncode == 12:
                 actions.append(f"warning: {spec.home} was not removed: {proc.stderr.strip()}")
-            if _lookup_user(spec.username) is not None:
+            if lookup_user(spec.username) is not None:
                 raise ProvisioningError(f"userdel ran but user {spec.username} still exists")
         if not actions:
             actions.append(f"user {spec.username} and {spec.workdir} already gone: nothing to do")
