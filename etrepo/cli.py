@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,10 @@ import click
 from etrepo import __version__
 from etrepo.accounts.lifecycle import Status
 from etrepo.config import Settings, SettingsError, load_settings
+from etrepo.logs import setup_logging
 from etrepo.provisioning.interfaces import ProvisioningError
 
 log = logging.getLogger("etrepo")
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Logs go to stdout (the journal under systemd); the same set-up as the WSGI entry's."""
-    from etrepo.logs import setup_logging as setup
-
-    setup(verbose, stream=sys.stdout)
 
 
 def _load(overrides: dict[str, Any] | None = None) -> Settings:
@@ -44,7 +37,7 @@ def main(verbose: bool) -> None:
     Settings come from the defaults, the Python file named by ETREPO_CONFIG and ETREPO_*
     variables; `etrepo config` shows them.
     """
-    setup_logging(verbose)
+    setup_logging(verbose)  # stdout, the journal under systemd: as the WSGI entry does
 
 
 # --- configuration and schema ----------------------------------------------------------------
